@@ -1,0 +1,5 @@
+"""`python -m mimviewer` is the same as the `mimviewer` command."""
+
+from mimviewer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""The one command-line entry point: ``mimviewer SUBCOMMAND ...``.
+
+Each subcommand lives in ``mimviewer/commands/<name>.py`` with ``add_parser(subparsers)``
+and ``run(args) -> int``. A :class:`~mimviewer.errors.MimviewerError` is printed as one
+line (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mimviewer import __version__
+from mimviewer.errors import MimviewerError
+
+# Subcommand modules under mimviewer.commands, in help order.
+COMMANDS = ("demo", "view", "predict", "info", "export", "train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mimviewer",
+        description="Look inside recurrent video-prediction models. Without a subcommand, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"mimviewer {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"mimviewer.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"mimviewer.commands.{name}":
+                continue  # not built yet
+            raise
+        module.add_parser(subparsers)
+        if name == "view":
+            parser._mimviewer_has_view = True  # type: ignore[attr-defined]
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `mimviewer` opens the empty window
+        if not hasattr(parser, "_mimviewer_has_view"):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(["view"])
+    try:
+        return int(args.run(args) or 0)
+    except MimviewerError as exc:
+        print(f"mimviewer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mimviewer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

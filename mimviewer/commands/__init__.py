@@ -1,0 +1,1 @@
+"""Subcommands of the `mimviewer` CLI, one module each (see mimviewer.cli)."""

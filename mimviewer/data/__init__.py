@@ -1,0 +1,1 @@
+"""Sequence readers, radar units and synthetic generators (no Qt)."""

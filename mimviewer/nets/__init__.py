@@ -1,0 +1,18 @@
+"""Recurrent video-prediction models; importing this package registers every architecture."""
+
+from mimviewer.nets import convlstm  # noqa: F401  (registers)
+from mimviewer.nets.base import RecurrentModel, patchify, unpatchify
+from mimviewer.nets.config import ModelConfig
+from mimviewer.nets.registry import create_model, default_config, list_models, model_entry, register_model
+
+__all__ = [
+    "ModelConfig",
+    "RecurrentModel",
+    "create_model",
+    "default_config",
+    "list_models",
+    "model_entry",
+    "patchify",
+    "register_model",
+    "unpatchify",
+]

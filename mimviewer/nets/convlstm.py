@@ -1,0 +1,68 @@
+"""ConvLSTM (Shi et al. 2015), as OpenSTL >= 1.0 defines it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mimviewer.nets.base import RecurrentModel, conv_block
+from mimviewer.nets.config import ModelConfig
+from mimviewer.nets.registry import register_model
+from mimviewer.trace import Probe
+
+
+class ConvLSTMCell(nn.Module):
+    """Gates (i, f, g, o) from conv_x(x) + conv_h(h); no forget bias (OpenSTL)."""
+
+    def __init__(self, in_channels: int, hidden: int, config: ModelConfig):
+        super().__init__()
+        self.hidden = hidden
+        k = config.filter_size
+        self.conv_x = conv_block(in_channels, 4 * hidden, k, config)
+        self.conv_h = conv_block(hidden, 4 * hidden, k, config)
+
+    def forward(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, probe: Probe, layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        i_x, f_x, g_x, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
+        i = torch.sigmoid(i_x + i_h)
+        f = torch.sigmoid(f_x + f_h)
+        g = torch.tanh(g_x + g_h)
+        o = torch.sigmoid(o_x + o_h)
+        c_new = f * c + i * g
+        h_new = o * torch.tanh(c_new)
+        for name, value in (("i", i), ("f", f), ("g", g), ("o", o), ("C", c_new), ("H", h_new)):
+            probe.record(layer, name, value)
+        return h_new, c_new
+
+
+@register_model(
+    "convlstm", description="ConvLSTM: stacked convolutional LSTM cells", num_hidden=(64, 64, 64, 64)
+)
+class ConvLSTM(RecurrentModel):
+    """Stacked ConvLSTM cells with a 1x1 output head (OpenSTL's ConvLSTM_Model)."""
+
+    layer_quantities = ("i", "f", "g", "o", "C", "H")
+    unused_checkpoint_keys = (r"cell_list\.\d+\.conv_o\..*", r"cell_list\.\d+\.conv_last\..*")
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        hidden = config.num_hidden
+        self.cell_list = nn.ModuleList(
+            ConvLSTMCell(config.patch_channels if i == 0 else hidden[i - 1], hidden[i], config)
+            for i in range(config.num_layers)
+        )
+        self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
+
+    def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        cfg = self.config
+        return [(like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width),) * 2 for n in cfg.num_hidden]
+
+    def step(self, x: torch.Tensor, state: list, probe: Probe) -> tuple[torch.Tensor, list]:
+        new_state = []
+        for layer, cell in enumerate(self.cell_list):
+            h, c = cell(x, *state[layer], probe, layer)
+            new_state.append((h, c))
+            x = h
+        return self.conv_last(x), new_state

@@ -1,0 +1,1 @@
+"""Bundled trained demo checkpoints (safetensors) and their model cards."""

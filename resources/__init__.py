@@ -1,0 +1,1 @@
+"""Bundled resources: demo sequences, icons, colour maps."""

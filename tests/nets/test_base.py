@@ -1,0 +1,92 @@
+"""The shared rollout machinery: patchify, the registry, probes and the Trace."""
+
+import numpy as np
+import pytest
+import torch
+
+from mimviewer.errors import ConfigError, ShapeError
+from mimviewer.inference import iter_rollout, rollout
+from mimviewer.nets import ModelConfig, create_model, default_config, list_models, patchify, unpatchify
+from mimviewer.trace import ProbeSpec, Trace
+
+
+def test_patchify_matches_openstl_channel_order():
+    p, c = 2, 3
+    frames = torch.arange(2 * c * 4 * 6, dtype=torch.float32).reshape(2, c, 4, 6)
+    patched = patchify(frames, p)
+    assert patched.shape == (2, p * p * c, 2, 3)
+    for dy in range(p):
+        for dx in range(p):
+            for ch in range(c):
+                np.testing.assert_array_equal(patched[:, (dy * p + dx) * c + ch], frames[:, ch, dy::p, dx::p])
+    np.testing.assert_array_equal(unpatchify(patched, p), frames)
+
+
+def test_unknown_architecture_is_named():
+    with pytest.raises(ConfigError, match="unknown architecture 'nope'"):
+        create_model("nope")
+
+
+def test_registry_defaults_and_overrides():
+    assert "convlstm" in list_models()
+    cfg = default_config("convlstm", num_hidden=(8, 4), patch_size=2, height=8, width=12)
+    assert cfg.num_layers == 2 and cfg.grid_height == 4 and cfg.grid_width == 6
+
+
+@pytest.mark.parametrize("bad", [dict(height=10, patch_size=4), dict(stride=2), dict(filter_size=4)])
+def test_config_rejects_impossible_sizes(bad):
+    with pytest.raises(ConfigError):
+        ModelConfig(arch="convlstm", **bad)
+
+
+def test_config_round_trips_through_json():
+    cfg = ModelConfig(arch="convlstm", num_hidden=(3, 5), options={"x": 1})
+    assert ModelConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_rollout_shapes_trace_and_dh(tmp_path):
+    model = create_model(
+        "convlstm", num_hidden=(4, 6), patch_size=2, height=8, width=12, channels=3, filter_size=3
+    )
+    frames = torch.rand(2, 7, 3, 8, 12)
+    spec = ProbeSpec(lo=0.2, hi=0.8, channel=1)
+    result = rollout(model, frames, pre=4, aft=3, probes=spec)
+    assert result.prediction.shape == (2, 3, 3, 8, 12)
+    trace = result.trace
+    assert trace.steps == 6 and trace.num_layers == 2
+    assert trace.quantities(0) == ["i", "f", "g", "o", "C", "dH", "H"]
+    assert trace.map(1, "f", "mean").shape == (6, 2, 4, 6)
+    sat = trace.map(0, "f", "saturated")
+    assert ((sat >= 0) & (sat <= 1)).all()
+    np.testing.assert_allclose(
+        trace.stat(0, "f", "frac_saturated"), sat.mean(axis=(2, 3)), rtol=1e-5, atol=1e-6
+    )
+    # dH is H_t - H_(t-1): its mean map is the difference of consecutive H mean maps
+    h = trace.map(1, "H", "mean")
+    np.testing.assert_allclose(trace.map(1, "dH", "mean")[1:], h[1:] - h[:-1], atol=1e-6)
+    # no probes gives the very same frames
+    plain = rollout(model, frames, pre=4, aft=3)
+    np.testing.assert_array_equal(plain.prediction, result.prediction)
+    assert plain.trace is None
+    # the trace survives a file round trip
+    trace.save(tmp_path / "t.npz")
+    back = Trace.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(back.map(0, "C", "channel"), trace.map(0, "C", "channel"))
+    assert back.spec.lo == pytest.approx(0.2)
+
+
+def test_iter_rollout_streams_each_step_and_marks_predictions():
+    model = create_model("convlstm", num_hidden=(4,), patch_size=4, height=8, width=8, filter_size=3)
+    gen = iter_rollout(model, np.random.rand(5, 8, 8).astype(np.float32), pre=3, aft=2, probes=ProbeSpec())
+    steps = list(gen)
+    assert [s.t for s in steps] == [0, 1, 2, 3]
+    assert [s.is_prediction for s in steps] == [False, False, True, True]
+    assert steps[0].frame.shape == (1, 1, 8, 8)
+    maps, stats = steps[2].probes["0/f"]
+    assert maps.shape == (4, 1, 2, 2) and stats.shape == (1, 6)
+
+
+def test_wrong_frame_size_names_expected_and_given():
+    model = create_model("convlstm", num_hidden=(4,), height=8, width=8, patch_size=2)
+    with pytest.raises(ShapeError, match=r"\(1, 8, 8\)"):
+        rollout(model, torch.rand(1, 4, 1, 8, 12), pre=2, aft=2)
