@@ -1,6 +1,9 @@
 """Recurrent video-prediction models; importing this package registers every architecture."""
 
-from mimviewer.nets import convlstm  # noqa: F401  (registers)
+from mimviewer.nets import (
+    convlstm,  # noqa: F401  (registers)
+    rnn1d,  # noqa: F401  (registers lstm, lstmp, sru)
+)
 from mimviewer.nets.base import RecurrentModel, patchify, unpatchify
 from mimviewer.nets.config import ModelConfig
 from mimviewer.nets.registry import create_model, default_config, list_models, model_entry, register_model
