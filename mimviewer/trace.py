@@ -47,6 +47,9 @@ QUANTITIES: dict[str, str] = {
     "R": "E3D-LSTM recall attention output",
     "r": "SRU reset gate",
     "P": "LSTMP projected hidden state",
+    "Z": "PredRNN++ gradient highway state (GHU output, read by layer 2 instead of layer 1's H)",
+    "Z.p": "PredRNN++ gradient highway candidate (tanh)",
+    "Z.u": "PredRNN++ gradient highway switch gate (1: take the candidate, 0: keep the highway state)",
 }
 
 # Channel reductions kept as maps, per step: (B, *S) each.

@@ -2,6 +2,9 @@
 
 from mimviewer.nets import (
     convlstm,  # noqa: F401  (registers)
+    predrnn,  # noqa: F401  (registers)
+    predrnn_pp,  # noqa: F401  (registers)
+    predrnn_v2,  # noqa: F401  (registers)
     rnn1d,  # noqa: F401  (registers lstm, lstmp, sru)
 )
 from mimviewer.nets.base import RecurrentModel, patchify, unpatchify
