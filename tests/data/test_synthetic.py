@@ -38,7 +38,7 @@ def test_digits_move_and_stay_inside():
     assert np.all((change < 1.0).sum(axis=1) <= 1)
     # The ink never leaves the frame: every frame keeps the same amount of it.
     ink = frames.sum(axis=(2, 3, 4), dtype=np.float64)
-    np.testing.assert_allclose(ink, ink[:, :1], rtol=1e-5)
+    np.testing.assert_allclose(ink, np.broadcast_to(ink[:, :1], ink.shape), rtol=1e-5)
 
 
 def test_the_ten_digits_look_different_and_styles_vary():
