@@ -1,0 +1,83 @@
+"""The window's view model, without Qt: a user's story told through the Session API."""
+
+import numpy as np
+import pytest
+
+from mimviewer.nets import create_model
+from mimviewer.session import Session, SlotDone, StepUpdate
+
+
+@pytest.fixture
+def session() -> Session:
+    rng = np.random.default_rng(0)
+    s = Session()
+    s.set_sequence(rng.random((8, 1, 16, 16), dtype=np.float32), source="noise")
+    model = create_model(
+        "convlstm", num_hidden=(4, 4), filter_size=3, patch_size=2, height=16, width=16, pre=4, aft=4
+    )
+    s.set_model(model, name="tiny")
+    return s
+
+
+def run_all(s: Session) -> list:
+    run = s.start_run()
+    updates = list(s.inference(run, device="cpu"))
+    for update in updates:
+        assert s.accept(update)
+    return updates
+
+
+def test_rollout_streams_one_update_per_step_then_metrics(session):
+    seen = []
+    session.events.step.connect(lambda slot, t: seen.append(t))
+    updates = run_all(session)
+    assert [u.t for u in updates if isinstance(u, StepUpdate)] == list(range(session.steps))
+    assert isinstance(updates[-1], SlotDone)
+    assert seen == list(range(7))
+    assert session.finished
+    slot = session.slots[0]
+    # the image of frame k is the rendered output of step k-1, whose diff is pred - GT
+    session.frame = 5
+    images = session.images_at()
+    assert images["pred0"] is slot.images[4] and images["gt"] is session.gt_images[5]
+    value = session.value_at("diff0", 5, 3, 7)
+    assert value == pytest.approx(float(slot.outputs[4, 0, 3, 7] - session.frames[5, 0, 3, 7]), abs=1e-6)
+    mse = slot.metrics["mse"]
+    assert np.isnan(mse[0])
+    assert mse[5] == pytest.approx(float(((slot.outputs[4] - session.frames[5]) ** 2).mean()), rel=1e-4)
+
+
+def test_old_runs_are_ignored(session):
+    old = session.start_run()
+    first = next(session.inference(old, device="cpu"))
+    session.start_run()
+    assert not session.accept(first)
+    assert session.slots[0].done_steps == 0
+
+
+def test_threshold_change_re_reduces_kept_raw_values(session):
+    run_all(session)
+    before = session.saturation_curves("f")[0].copy()
+    raw_f = session.slots[0].trace.raw["0/f"][:, 0]  # (steps, C, H', W')
+    session.set_thresholds(0.45, 0.55)
+    after = session.saturation_curves("f")[0]
+    expected = ((raw_f < 0.45) | (raw_f > 0.55)).reshape(len(raw_f), -1).mean(1)
+    np.testing.assert_allclose(after, expected, atol=1e-6)
+    assert not np.allclose(before, after)
+    assert not session.needs_rerun
+    session.reduction = "saturated"
+    step = session.step_of_frame(3)
+    np.testing.assert_allclose(
+        session.heatmap(1, "f", step),
+        (
+            (session.slots[0].trace.raw["1/f"][step, 0] < 0.45)
+            | (session.slots[0].trace.raw["1/f"][step, 0] > 0.55)
+        ).mean(0),
+        atol=1e-6,
+    )
+
+
+def test_quantities_keep_only_what_the_model_has(session):
+    session.quantities = ["f", "M", "H", "S"]
+    assert session.quantities == ["f", "H"]
+    assert session.heatmap(0, "M") is None
