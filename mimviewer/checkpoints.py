@@ -1,0 +1,623 @@
+"""Read every checkpoint flavour, infer the model config from the weights, write our own format.
+
+Flavours (DESIGN.md, "Checkpoints"):
+
+* ``mimviewer`` — our safetensors file: weights + the ModelConfig JSON in its metadata;
+* ``openstl-lightning`` — OpenSTL's Lightning ``.ckpt``: ``{'state_dict': {'model.<key>': ...},
+  'hyper_parameters': {...}, ...}``;
+* ``training-state`` — ``{'state_dict': ..., 'optimizer': ...}`` files;
+* ``predrnn-original`` — the original PredRNN/MIM code's ``{'net_param': state_dict}``;
+* ``state-dict`` — a raw state dict (``.pth``), keys possibly prefixed with ``module.``.
+
+Pickled files are read with ``torch.load(..., weights_only=True)`` only: a file that asks to
+run code on unpickling is refused, never executed. The only extra globals allowed are
+Lightning's ``AttributeDict`` (a plain dict subclass holding hyper-parameters) and
+``argparse.Namespace``, both read as plain data.
+
+When a file carries no config, it is inferred from the weights (layer count, hidden sizes,
+filter and patch size, layer norm, H'/W' from LayerNorm or peephole shapes); where the
+weights do not fix the frame size, the caller passes it (``frame_size``, the input's).
+Precedence, lowest first: inferred < config stored in the file < ``config_file`` <
+``channels`` / ``overrides``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import pickle
+import pickletools
+import re
+import struct
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mimviewer.errors import CheckpointError, ConfigError, ShapeError
+from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config, model_entry
+
+CONFIG_KEY = "mimviewer.config"  # safetensors metadata key holding the ModelConfig JSON
+FORMAT_KEY = "mimviewer.format"  # safetensors metadata key marking our own files
+FORMAT_VERSION = "1"
+
+# OpenSTL method names (any case, punctuation ignored) -> our registry names.
+OPENSTL_METHODS: dict[str, str] = {
+    "convlstm": "convlstm",
+    "predrnn": "predrnn",
+    "predrnnv2": "predrnn_v2",
+    "predrnnpp": "predrnn_pp",
+    "predrnnplusplus": "predrnn_pp",
+    "mim": "mim",
+    "e3dlstm": "e3d_lstm",
+    "lstm": "lstm",
+    "lstmp": "lstmp",
+    "sru": "sru",
+}
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model ready to run, and where it came from."""
+
+    model: RecurrentModel
+    config: ModelConfig
+    format: str  # mimviewer | openstl-lightning | training-state | predrnn-original | state-dict
+    path: Path
+    metadata: dict[str, str]
+    frame_size_fixed: bool = False  # True when some weight's shape depends on the frame size
+
+
+# -- reading files -------------------------------------------------------------------------
+
+
+class _AttributeDict:
+    """Stand-in for Lightning's AttributeDict (a dict subclass): hyper-parameters come back as a dict.
+
+    Unpickling creates it with ``cls.__new__(cls)`` and then sets items, which the weights-only
+    unpickler only allows on a plain dict, so ``__new__`` returns one.
+    """
+
+    def __new__(cls, *args: Any) -> dict:  # type: ignore[misc]
+        return {}
+
+
+class _Namespace(argparse.Namespace):
+    """Stand-in for argparse.Namespace (older Lightning hyper-parameters)."""
+
+
+# Harmless globals a legitimate Lightning checkpoint may reference, mapped to plain-data stand-ins.
+_SAFE_GLOBALS: list[tuple[type, str]] = [
+    (_AttributeDict, "lightning.fabric.utilities.data.AttributeDict"),
+    (_AttributeDict, "pytorch_lightning.utilities.parsing.AttributeDict"),
+    (_AttributeDict, "lightning.pytorch.utilities.parsing.AttributeDict"),
+    (_Namespace, "argparse.Namespace"),
+]
+
+
+@dataclass
+class _RawCheckpoint:
+    format: str
+    state_dict: dict[str, torch.Tensor]
+    stated: dict[str, Any]  # ModelConfig fields the file itself states
+    metadata: dict[str, str]
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with an 8-byte little-endian header length, then '{'."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return header_len <= path.stat().st_size - 8
+
+
+def _read_safetensors(path: Path) -> _RawCheckpoint:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open has no __iter__)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from exc
+    stated: dict[str, Any] = {}
+    if CONFIG_KEY in metadata:
+        try:
+            stated = json.loads(metadata.pop(CONFIG_KEY))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: the config in its metadata is not valid JSON ({exc})") from exc
+    fmt = "mimviewer" if metadata.pop(FORMAT_KEY, None) or stated else "safetensors"
+    return _RawCheckpoint(fmt, tensors, stated, metadata)
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        with warnings.catch_warnings(), torch.serialization.safe_globals(_SAFE_GLOBALS):
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": harmless, and not the user's to fix
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
+        names = [wanted.group(1)] if wanted else _unsafe_globals(path)
+        if names:
+            raise CheckpointError(
+                f"{path}: refused to load: unpickling it would run or import code ({names[0]}); "
+                "only tensors and plain containers are accepted"
+            ) from None
+        detail = "" if isinstance(exc, pickle.UnpicklingError | KeyError) else f" ({_first_line(exc)})"
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint: corrupt, truncated or another kind of file{detail}"
+        ) from None
+
+
+def _unsafe_globals(path: Path) -> list[str]:
+    """Globals a pickle would import that are not torch's, read with pickletools (nothing runs)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            with path.open("rb") as f:
+                data = f.read(64 << 20)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # not a pickle, or a truncated one: whatever was read so far counts
+        pass
+    allowed = ("torch.", "collections.OrderedDict", *(name for _, name in _SAFE_GLOBALS))
+    return [n for n in found if not n.startswith(allowed)]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _tensors_only(path: Path, d: Mapping) -> dict[str, torch.Tensor]:
+    tensors = {str(k): v for k, v in d.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: not a checkpoint (no weight tensors found)")
+    return tensors
+
+
+def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop DataParallel's ``module.`` and Lightning's ``model.`` prefixes where every key has them."""
+    for prefix in ("module.", "model.", "module."):
+        if all(k.startswith(prefix) for k in state_dict):
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
+        elif prefix == "model." and any(k.startswith(prefix) for k in state_dict):
+            # Lightning modules may hold other tensors beside the model: keep the model's only.
+            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return state_dict
+
+
+def _read_pickled(path: Path) -> _RawCheckpoint:
+    obj = _torch_load(path)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: not a checkpoint (holds a {type(obj).__name__}, not a dict)")
+    metadata: dict[str, str] = {}
+    stated: dict[str, Any] = {}
+    if isinstance(obj.get("state_dict"), Mapping):
+        hyper = obj.get("hyper_parameters")
+        is_lightning = isinstance(hyper, Mapping) or "pytorch-lightning_version" in obj
+        fmt = "openstl-lightning" if is_lightning else "training-state"
+        state_dict = _tensors_only(path, obj["state_dict"])
+        if isinstance(hyper, Mapping):
+            stated = openstl_fields(dict(hyper), source=f"{path} (hyper_parameters)")
+        elif isinstance(hyper, argparse.Namespace):
+            stated = openstl_fields(vars(hyper), source=f"{path} (hyper_parameters)")
+        for k in ("epoch", "global_step", "pytorch-lightning_version", "iter", "itr"):
+            if k in obj and isinstance(obj[k], str | int | float):
+                metadata[k] = str(obj[k])
+    elif isinstance(obj.get("net_param"), Mapping):
+        fmt = "predrnn-original"
+        state_dict = _tensors_only(path, obj["net_param"])
+    else:
+        fmt = "state-dict"
+        state_dict = _tensors_only(path, obj)
+    return _RawCheckpoint(fmt, _strip_prefixes(state_dict), stated, metadata)
+
+
+def _read_file(path: Path) -> _RawCheckpoint:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty")
+    if path.suffix == ".safetensors" or _is_safetensors(path):
+        return _read_safetensors(path)
+    return _read_pickled(path)
+
+
+# -- OpenSTL configs (hyper-parameters and .py config files) --------------------------------
+
+
+def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    """ModelConfig fields from OpenSTL names (method, num_hidden "64,64", in_shape, ...)."""
+    fields: dict[str, Any] = {}
+    if "method" in d and isinstance(d["method"], str):
+        key = re.sub(r"[^a-z0-9]", "", d["method"].lower())
+        if key not in OPENSTL_METHODS:
+            raise CheckpointError(
+                f"{source}: method {d['method']!r} is not a recurrent model mimviewer knows"
+            )
+        fields["arch"] = OPENSTL_METHODS[key]
+    try:
+        if "num_hidden" in d:
+            hidden = d["num_hidden"]
+            items = hidden.split(",") if isinstance(hidden, str) else hidden
+            fields["num_hidden"] = tuple(int(n) for n in items)
+        for ours, theirs in (
+            ("filter_size", "filter_size"),
+            ("stride", "stride"),
+            ("patch_size", "patch_size"),
+            ("pre", "pre_seq_length"),
+            ("aft", "aft_seq_length"),
+        ):
+            if d.get(theirs) is not None:
+                fields[ours] = int(d[theirs])
+        if d.get("layer_norm") is not None:
+            fields["layer_norm"] = bool(int(d["layer_norm"]))
+        if d.get("in_shape") is not None:
+            _, c, h, w = (int(n) for n in d["in_shape"])
+            fields.update(channels=c, height=h, width=w)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: unreadable model settings ({exc})") from None
+    return fields
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """ModelConfig fields from an OpenSTL config ``.py`` (read as data, never executed) or our JSON.
+
+    Only top-level ``name = <literal>`` assignments are accepted; anything else (a call, an
+    import, a computed value) is refused with the file and line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    if path.suffix == ".json":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{path}: expected a JSON object of config fields")
+        return d
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(f"{path}: not a Python config file (line {exc.lineno}: {exc.msg})") from None
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # a docstring
+        if not (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets)):
+            raise ConfigError(
+                f"{path}:{node.lineno}: only 'name = value' assignments are read from a config file"
+            )
+        try:
+            value = ast.literal_eval(node.value)
+        except ValueError:
+            raise ConfigError(
+                f"{path}:{node.lineno}: {ast.unparse(node.targets[0])} is not a literal value "
+                "(config files are read as data, never executed)"
+            ) from None
+        for target in node.targets:
+            values[target.id] = value  # type: ignore[union-attr]
+    return openstl_fields(values, source=str(path))
+
+
+# -- inferring the config from the weights -------------------------------------------------
+
+
+def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The architecture whose key names and shapes these weights have, or None."""
+    keys = set(state_dict)
+    if any(k.startswith("stlstm_layer") for k in keys):
+        return "mim"
+    if "adapter.weight" in keys:
+        return "predrnn_v2"
+    if any(k.startswith("gradient_highway.") or ".conv_c2m." in k for k in keys):
+        return "predrnn_pp"
+    first = state_dict.get("cell_list.0.conv_x.0.conv3d.weight")
+    if first is not None and first.ndim == 5:
+        return "e3d_lstm"
+    if "cell_list.0.conv_m.0.weight" in keys:
+        return "predrnn"
+    conv_x = state_dict.get("cell_list.0.conv_x.0.weight")
+    conv_h = state_dict.get("cell_list.0.conv_h.0.weight")
+    if conv_x is not None and conv_h is not None and conv_x.shape[0] == 4 * conv_h.shape[1]:
+        return "convlstm"
+    return _detect_rnn1d(state_dict)
+
+
+def _detect_rnn1d(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The 1-D family (mimviewer/nets/rnn1d.py), when it knows these keys."""
+    try:
+        from mimviewer.nets import rnn1d  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    detect = getattr(rnn1d, "detect_checkpoint_arch", None)
+    return detect(state_dict) if detect else None
+
+
+# Where each architecture keeps the tensors that reveal its sizes. ``{i}`` is the layer index.
+_FIRST_CONV = {  # the conv that reads the patchified frame: in_channels = p*p*C, kernel = filter
+    "e3d_lstm": "cell_list.0.conv_x.0.conv3d.weight",
+    "mim": "stlstm_layer.0.conv_x.0.weight",
+}
+_HIDDEN_CONVS = {  # convs whose in_channels is the layer's hidden size (first match per layer)
+    "e3d_lstm": ("cell_list.{i}.conv_h.0.conv3d.weight",),
+    "mim": ("stlstm_layer.{i}.conv_h.0.weight", "stlstm_layer.{i}.conv_s_cc.0.weight"),
+}
+_GRID_KEY = re.compile(r"(\.conv_\w+\.1\.weight|ct_weight|oc_weight|_norm_c_t\.weight)$")
+_LAYER_NORM_KEY = re.compile(r"\.conv_\w+\.1\.weight$")
+
+
+def _layer_prefix(arch: str) -> str:
+    return "stlstm_layer" if arch == "mim" else "cell_list"
+
+
+def infer_config_fields(
+    state_dict: Mapping[str, torch.Tensor],
+    arch: str,
+    *,
+    channels: int | None = None,
+    patch_size: int | None = None,
+) -> dict[str, Any]:
+    """ModelConfig fields these weights fix: hidden sizes, filter, patch, layer norm, frame size.
+
+    ``channels`` (or ``patch_size``) resolves p*p*C; without either, C is guessed as the
+    smallest of 1, 3 that makes p*p*C a square (pass ``channels`` when that guess is wrong).
+    The frame size is only returned when a LayerNorm or peephole weight fixes it.
+    """
+    rnn1d_infer = _rnn1d_inferrer(arch)
+    if rnn1d_infer is not None:
+        return rnn1d_infer(state_dict, channels=channels, patch_size=patch_size)
+    prefix = _layer_prefix(arch)
+    layers = sorted({int(m.group(1)) for k in state_dict if (m := re.match(rf"{prefix}\.(\d+)\.", k))})
+    first_key = _FIRST_CONV.get(arch, f"{prefix}.0.conv_x.0.weight")
+    if not layers or first_key not in state_dict:
+        raise KeyError(first_key)
+    first = state_dict[first_key]
+    fields: dict[str, Any] = {"arch": arch, "filter_size": int(first.shape[-1])}
+    hidden = []
+    for i in layers:
+        templates = _HIDDEN_CONVS.get(arch, (f"{prefix}.{{i}}.conv_h.0.weight",))
+        key = next((t.format(i=i) for t in templates if t.format(i=i) in state_dict), None)
+        if key is None:
+            raise KeyError(templates[0].format(i=i))
+        hidden.append(int(state_dict[key].shape[1]))
+    fields["num_hidden"] = tuple(hidden)
+    patch_channels = int(first.shape[1])  # p*p*C
+    if patch_size is not None and channels is None and patch_channels % (patch_size * patch_size) == 0:
+        channels = patch_channels // (patch_size * patch_size)
+    for c in (channels,) if channels is not None else (1, 3):
+        p = math.isqrt(patch_channels // c) if patch_channels % c == 0 else 0
+        if p * p * c == patch_channels:
+            fields.update(channels=c, patch_size=p)
+            break
+    else:
+        raise ConfigError(
+            f"the first layer reads {patch_channels} channels, which is not p*p*C for "
+            f"C={channels if channels is not None else '1 or 3'}; give the frame's channel count"
+        )
+    fields["layer_norm"] = any(_LAYER_NORM_KEY.search(k) for k in state_dict)
+    grid = next(
+        (v.shape[-2:] for k, v in sorted(state_dict.items()) if _GRID_KEY.search(k) and v.ndim >= 3), None
+    )
+    if grid is not None:
+        fields.update(height=int(grid[0]) * fields["patch_size"], width=int(grid[1]) * fields["patch_size"])
+    return fields
+
+
+def _rnn1d_inferrer(arch: str):
+    if arch not in ("lstm", "lstmp", "sru"):
+        return None
+    try:
+        from mimviewer.nets import rnn1d  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return getattr(rnn1d, "infer_checkpoint_config", None)
+
+
+# -- building and loading ------------------------------------------------------------------
+
+
+def _grid_dependent(config: ModelConfig) -> bool:
+    """Whether some weight's shape depends on the frame size (LayerNorm, peepholes, 1-D input)."""
+    p = config.patch_size
+    try:
+        with torch.device("meta"):
+            a = create_model(config).state_dict()
+            b = create_model(config.replace(height=config.height + p, width=config.width + p)).state_dict()
+    except Exception:  # a model that cannot be built on the meta device: assume it is fixed
+        return True
+    return any(a[k].shape != b[k].shape for k in a)
+
+
+def _describe_keys(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_weights(path: Path, model: RecurrentModel, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Drop the keys the model declares unused, then load strictly; mismatches name the keys."""
+    unused = [re.compile(p) for p in model.unused_checkpoint_keys]
+    own = model.state_dict()
+    state_dict = {k: v for k, v in state_dict.items() if k in own or not any(p.fullmatch(k) for p in unused)}
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = sorted(
+        f"{k} (file {tuple(state_dict[k].shape)}, model {tuple(own[k].shape)})"
+        for k in set(own) & set(state_dict)
+        if state_dict[k].shape != own[k].shape
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_describe_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_describe_keys(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatch: {_describe_keys(mismatched, 3)}")
+    if problems:
+        raise CheckpointError(f"{path}: weights do not fit a {model.arch} model: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    channels: int | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    frame_size: tuple[int, int] | None = None,
+) -> LoadedCheckpoint:
+    """Read any supported checkpoint and return the model with its weights loaded.
+
+    ``frame_size`` (H, W) is the input's: used when neither the weights nor a config fix the
+    frame size; when the weights fix a different one, a ShapeError names both.
+    """
+    path = Path(path)
+    raw = _read_file(path)
+    stated: dict[str, Any] = dict(raw.stated)
+    if config_file is not None:
+        stated.update(read_config_file(config_file))
+    if channels is not None:
+        stated["channels"] = int(channels)
+    stated.update({k: v for k, v in (overrides or {}).items() if v is not None})
+
+    arch = stated.get("arch") or detect_arch(raw.state_dict)
+    if arch is None:
+        raise CheckpointError(
+            f"{path}: unknown architecture: its weights match none of the models mimviewer knows "
+            f"(first keys: {_describe_keys(sorted(raw.state_dict), 4)}); give --arch and a --config"
+        )
+    try:
+        arch = model_entry(arch).name
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+    fields: dict[str, Any] = {}
+    if raw.format != "mimviewer":
+        try:
+            fields = infer_config_fields(
+                raw.state_dict, arch, channels=stated.get("channels"), patch_size=stated.get("patch_size")
+            )
+        except KeyError as exc:
+            raise CheckpointError(
+                f"{path}: weights do not look like a {arch} model (no {exc.args[0]!r})"
+            ) from None
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+    fields.update(stated)
+    fields.pop("arch", None)
+    if "height" not in fields:  # nothing fixes the frame size: the input's, else the default
+        p = int(fields.get("patch_size", 1))
+        h, w = frame_size if frame_size is not None else (p * max(1, 64 // p),) * 2
+        fields.update(height=int(h), width=int(w))
+    known = set(ModelConfig.__dataclass_fields__) - {"arch"}
+    if set(fields) - known:
+        raise CheckpointError(f"{path}: unknown config field(s): {', '.join(sorted(set(fields) - known))}")
+    try:
+        config = default_config(arch, **fields)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    fixed = _grid_dependent(config)
+    if frame_size is not None and (config.height, config.width) != tuple(frame_size):
+        h, w = (int(n) for n in frame_size)
+        if fixed:
+            raise ShapeError(
+                f"{path} expects {config.height}x{config.width} frames (some weights' shapes fix the "
+                f"frame size), the input has {h}x{w}"
+            )
+        try:
+            config = config.replace(height=h, width=w)
+        except ConfigError as exc:
+            raise ShapeError(f"input frames do not fit {path}: {exc}") from None
+    model = create_model(config)
+    load_weights(path, model, raw.state_dict)
+    model.to(device).eval()
+    return LoadedCheckpoint(model, config, raw.format, path, dict(raw.metadata), fixed)
+
+
+# -- our own format ------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    path: str | Path, model: RecurrentModel, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write weights + config as safetensors (no pickle); atomic (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    reserved = {CONFIG_KEY, FORMAT_KEY} & set(meta)
+    if reserved:
+        raise ConfigError(f"metadata keys {sorted(reserved)} are reserved for mimviewer")
+    meta[CONFIG_KEY] = model.config.to_json()
+    meta[FORMAT_KEY] = FORMAT_VERSION
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def describe_checkpoint(path: str | Path, *, channels: int | None = None) -> str:
+    """A few lines for ``mimviewer info``: format, architecture, config, parameter count."""
+    loaded = load_checkpoint(path, channels=channels)
+    cfg = loaded.config
+    params = sum(p.numel() for p in loaded.model.parameters())
+    size = (
+        f"{cfg.height}x{cfg.width} (fixed by the weights)"
+        if loaded.frame_size_fixed
+        else "any multiple of the patch size (taken from the input)"
+    )
+    lines = [
+        f"file:         {loaded.path}",
+        f"format:       {loaded.format}",
+        f"architecture: {cfg.arch} ({model_entry(cfg.arch).description})",
+        f"layers:       {cfg.num_layers}, hidden {','.join(str(n) for n in cfg.num_hidden)}",
+        f"filter:       {cfg.filter_size}x{cfg.filter_size}, stride {cfg.stride}",
+        f"patch:        {cfg.patch_size} ({cfg.channels} channel(s) -> {cfg.patch_channels} per patch)",
+        f"layer norm:   {'yes' if cfg.layer_norm else 'no'}",
+        f"frame size:   {size}",
+        f"context:      pre {cfg.pre}, aft {cfg.aft}, units {cfg.units}",
+        f"parameters:   {params:,}",
+    ]
+    if cfg.options:
+        lines.append(f"options:      {json.dumps(cfg.options, sort_keys=True)}")
+    for k, v in sorted(loaded.metadata.items()):
+        lines.append(f"meta {k}: {v}")
+    return "\n".join(lines)
