@@ -1,0 +1,155 @@
+"""Check mimviewer's MIM and E3D-LSTM against OpenSTL's own code, live.
+
+OpenSTL's model and module files are imported straight from a checkout (default
+/tmp/openstl, or the OPENSTL_DIR environment variable) with its package imports stubbed,
+so none of its heavy dependencies are needed and none of its files live in this repository.
+For each config the script builds OpenSTL's model with random weights (peepholes and
+LayerNorms included), loads its state dict into ours (strict, after dropping
+``unused_checkpoint_keys``), runs both on the same frames (scheduled-sampling mask all
+zeros, as at inference) and prints the largest absolute difference of the outputs.
+
+MIM: OpenSTL keeps MIM-S's memory on each MIMBlock (``convlstm_c``) between calls. The
+script resets it before each reference call, and also shows that without the reset
+OpenSTL's second call on the very same input differs, while ours repeats exactly.
+
+    .venv/bin/python tools/parity_mim_e3d.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import types
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from mimviewer.nets import create_model, patchify
+
+TOLERANCE = 1e-5
+OPENSTL_DIR = Path(os.environ.get("OPENSTL_DIR", "/tmp/openstl")) / "openstl"
+
+
+def load_file(name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_openstl() -> SimpleNamespace:
+    """Import only the files we need; ``openstl.modules`` is a stub filled with their cells."""
+    package = types.ModuleType("openstl")
+    package.__path__ = []
+    modules = types.ModuleType("openstl.modules")
+    sys.modules.setdefault("openstl", package)
+    sys.modules["openstl.modules"] = modules
+    for file in ("predrnn_modules", "mim_modules", "e3dlstm_modules"):
+        module = load_file(f"openstl_ref.{file}", OPENSTL_DIR / "modules" / f"{file}.py")
+        for name in dir(module):
+            if not name.startswith("_"):
+                setattr(modules, name, getattr(module, name))
+    mim = load_file("openstl_ref.mim_model", OPENSTL_DIR / "models" / "mim_model.py")
+    e3d = load_file("openstl_ref.e3dlstm_model", OPENSTL_DIR / "models" / "e3dlstm_model.py")
+    return SimpleNamespace(mim=mim.MIM_Model, e3d_lstm=e3d.E3DLSTM_Model, mim_block=modules.MIMBlock)
+
+
+def randomise(model: torch.nn.Module) -> None:
+    """Make every weight matter: peepholes (zero at init), LayerNorms away from (1, 0), convs louder."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.ndim >= 4:  # conv kernels: PyTorch's init leaves deep stacks nearly silent
+                param.mul_(3.0)
+            elif name.endswith(("ct_weight", "oc_weight")):
+                param.uniform_(-0.5, 0.5)
+            elif ("_norm_c_t" in name or re.search(r"\.1\.(weight|bias)$", name)) and param.ndim >= 3:
+                param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(param))
+
+
+def reset_leaked_state(model: torch.nn.Module, block_class: type) -> None:
+    """OpenSTL's MIMBlock keeps MIM-S's cell state between calls; forget it."""
+    for module in model.modules():
+        if isinstance(module, block_class):
+            module.convlstm_c = None
+
+
+def run_case(openstl: SimpleNamespace, arch: str, **cfg) -> float:
+    torch.manual_seed(0)
+    pre, aft, channels, height, width = cfg["pre"], cfg["aft"], cfg["channels"], cfg["height"], cfg["width"]
+    p, hidden = cfg["patch_size"], cfg["num_hidden"]
+    args = SimpleNamespace(
+        in_shape=(pre + aft, channels, height, width),
+        patch_size=p,
+        filter_size=cfg["filter_size"],
+        stride=1,
+        layer_norm=int(cfg["layer_norm"]),
+        pre_seq_length=pre,
+        aft_seq_length=aft,
+        total_length=pre + aft,
+        reverse_scheduled_sampling=0,
+    )
+    theirs = getattr(openstl, arch)(len(hidden), list(hidden), args).eval()
+    randomise(theirs)
+    ours = create_model(arch, **cfg).eval()
+    unused = [re.compile(pattern) for pattern in ours.unused_checkpoint_keys]
+    state = {k: v for k, v in theirs.state_dict().items() if not any(u.fullmatch(k) for u in unused)}
+    ours.load_state_dict(state, strict=True)
+
+    batch = 2
+    frames = torch.rand(batch, pre + aft, channels, height, width)  # (B, T, C, H, W)
+    patched = patchify(frames, p).permute(0, 1, 3, 4, 2)  # OpenSTL's layout: (B, T, H', W', p*p*C)
+    mask_true = torch.zeros(batch, aft - 1, *patched.shape[2:])
+
+    def reference() -> torch.Tensor:
+        out, _ = theirs(patched, mask_true, return_loss=False)  # (B, steps, H', W', p*p*C)
+        return out.permute(0, 1, 4, 2, 3)  # (B, steps, p*p*C, H', W')
+
+    with torch.no_grad():
+        reset_leaked_state(theirs, openstl.mim_block)
+        their_first = reference()
+        their_leaky = reference()  # MIM: S left over from the first call
+        our_first = patchify(ours(frames, pre, aft), p)
+        our_second = patchify(ours(frames, pre, aft), p)
+    diff = (our_first - their_first).abs().max().item()
+    line = f"{arch:8s} layer_norm={int(cfg['layer_norm'])} hidden={list(hidden)} patch={p} C={channels}"
+    line += f" {height}x{width} k={cfg['filter_size']}: max |output diff| = {diff:.3g}"
+    line += f" (outputs std {their_first.std().item():.3g})"
+    if arch == "mim":
+        leak = (their_leaky - their_first).abs().max().item()
+        repeat = (our_second - our_first).abs().max().item()
+        line += f"; second call on the same input: OpenSTL moves by {leak:.3g}, ours by {repeat:.3g}"
+        diff = max(diff, repeat)
+    print(line)
+    return diff
+
+
+def main() -> int:
+    if not (OPENSTL_DIR / "models" / "mim_model.py").exists():
+        print(f"OpenSTL source not found at {OPENSTL_DIR.parent} (set OPENSTL_DIR); nothing checked.")
+        return 2
+    openstl = load_openstl()
+    base = dict(
+        pre=4, aft=3, channels=2, height=8, width=12, patch_size=2, filter_size=3, num_hidden=(8, 8, 8)
+    )
+    cases = [
+        ("mim", dict(layer_norm=False)),
+        ("mim", dict(layer_norm=True)),
+        ("mim", dict(layer_norm=False, patch_size=4, channels=1, filter_size=5, num_hidden=(6, 6, 6, 6))),
+        ("mim", dict(layer_norm=True, patch_size=1, channels=3, num_hidden=(4, 4))),
+        ("mim", dict(layer_norm=False, num_hidden=(8,))),
+    ]
+    worst = 0.0
+    for arch, changes in cases:
+        worst = max(worst, run_case(openstl, arch, **{**base, **changes}))
+    verdict = "OK" if worst < TOLERANCE else "MISMATCH"
+    print(f"worst difference {worst:.3g} (tolerance {TOLERANCE:g}): {verdict}")
+    return 0 if worst < TOLERANCE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
