@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mimviewer.data import units as radar_units
 from mimviewer.errors import ShapeError
 
 RADAR_UNITS: tuple[str, ...] = ("dBZ", "mm/h")
@@ -119,12 +120,8 @@ def skill_scores(table: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def rain_rate(frames: torch.Tensor, units: str) -> torch.Tensor:
-    """Model-scale frames -> rain rate in mm/h (through dBZ for reflectivity data)."""
-    from mimviewer.data import units as radar_units
-
-    if units == "dBZ":
-        return radar_units.dbz_to_rain_rate(radar_units.unit_to_dbz(frames))
+def rain_rate(frames: torch.Tensor) -> torch.Tensor:
+    """Model-scale radar frames -> rain rate in mm/h (through dBZ, Marshall–Palmer)."""
     return radar_units.unit_to_rain_rate(frames)
 
 
@@ -170,8 +167,8 @@ def frame_metrics(
         "ssim": ssim(truth, clipped, data_range=ssim_data_range).mean(0),
     }
     if units in RADAR_UNITS:
-        observed = rain_rate(truth, units)
-        forecast = rain_rate(clipped, units)
+        observed = rain_rate(truth)
+        forecast = rain_rate(clipped)
         for threshold in thresholds:
             for score, values in skill_scores(contingency(observed, forecast, threshold)).items():
                 results[skill_key(score, threshold)] = values

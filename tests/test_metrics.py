@@ -116,3 +116,26 @@ def test_mismatched_shapes_are_reported():
 
 def test_ssim_of_frames_smaller_than_its_window_is_nan():
     assert math.isnan(frame_metrics(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 4)))["ssim"][0])
+
+
+def test_radar_skill_counts_rain_above_each_threshold_in_mm_per_hour():
+    from mimviewer.data.units import rain_rate_to_unit
+
+    rain_gt = np.zeros((1, 1, 8, 8))
+    rain_gt[..., :4, :] = 12.0  # half the frame rains 12 mm/h
+    rain_pred = np.zeros((1, 1, 8, 8))
+    rain_pred[..., :2, :] = 12.0  # the forecast catches a quarter...
+    rain_pred[..., 6:, :] = 3.0  # ...and drizzles where it is dry
+    gt, pred = rain_rate_to_unit(rain_gt), rain_rate_to_unit(rain_pred)
+
+    m = frame_metrics(gt, pred, units="dBZ", thresholds=(2, 10, 30))
+
+    # at 10 mm/h: 16 hits, 16 misses, 0 false alarms, 32 correct negatives
+    assert m["csi@10"][0] == pytest.approx(0.5)
+    assert m["pod@10"][0] == pytest.approx(0.5)
+    assert m["far@10"][0] == pytest.approx(0.0)
+    assert m["hss@10"][0] == pytest.approx(2 * (16 * 32 - 0) / (32 * 48 + 16 * 32))
+    # at 2 mm/h the drizzle (16 px) counts as false alarms
+    assert m["far@2"][0] == pytest.approx(0.5)
+    assert math.isnan(m["csi@30"][0])  # nobody saw 30 mm/h: undefined, not zero
+    assert "csi@10" not in frame_metrics(gt, pred)  # intensity data: no radar skill
