@@ -356,13 +356,12 @@ def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:
 
 
 def _detect_rnn1d(state_dict: Mapping[str, torch.Tensor]) -> str | None:
-    """The 1-D family (mimviewer/nets/rnn1d.py), when it knows these keys."""
-    try:
-        from mimviewer.nets import rnn1d  # type: ignore[attr-defined]
-    except ImportError:
+    """The 1-D family (mimviewer/nets/rnn1d.py): linear cells, SRU with peepholes, LSTMP with proj."""
+    if "cell_list.0.linear_x.weight" not in state_dict:
         return None
-    detect = getattr(rnn1d, "detect_checkpoint_arch", None)
-    return detect(state_dict) if detect else None
+    if "cell_list.0.peephole" in state_dict:
+        return "sru"
+    return "lstmp" if "cell_list.0.proj.weight" in state_dict else "lstm"
 
 
 # Where each architecture keeps the tensors that reveal its sizes. ``{i}`` is the layer index.
@@ -388,6 +387,7 @@ def infer_config_fields(
     *,
     channels: int | None = None,
     patch_size: int | None = None,
+    frame_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """ModelConfig fields these weights fix: hidden sizes, filter, patch, layer norm, frame size.
 
@@ -395,9 +395,8 @@ def infer_config_fields(
     smallest of 1, 3 that makes p*p*C a square (pass ``channels`` when that guess is wrong).
     The frame size is only returned when a LayerNorm or peephole weight fixes it.
     """
-    rnn1d_infer = _rnn1d_inferrer(arch)
-    if rnn1d_infer is not None:
-        return rnn1d_infer(state_dict, channels=channels, patch_size=patch_size)
+    if arch in ("lstm", "lstmp", "sru"):
+        return _infer_rnn1d_fields(state_dict, arch, channels=channels, frame_size=frame_size)
     prefix = _layer_prefix(arch)
     layers = sorted({int(m.group(1)) for k in state_dict if (m := re.match(rf"{prefix}\.(\d+)\.", k))})
     first_key = _FIRST_CONV.get(arch, f"{prefix}.0.conv_x.0.weight")
@@ -435,14 +434,46 @@ def infer_config_fields(
     return fields
 
 
-def _rnn1d_inferrer(arch: str):
-    if arch not in ("lstm", "lstmp", "sru"):
-        return None
-    try:
-        from mimviewer.nets import rnn1d  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(rnn1d, "infer_checkpoint_config", None)
+def _infer_rnn1d_fields(
+    state_dict: Mapping[str, torch.Tensor],
+    arch: str,
+    *,
+    channels: int | None,
+    frame_size: tuple[int, int] | None,
+) -> dict[str, Any]:
+    """The 1-D family flattens whole frames: the head's outputs are C*H*W.
+
+    H and W come from ``frame_size`` when C*H*W matches, else from a square frame; the patch
+    size only reorders the vector, so the weights cannot tell it (the stated or default one).
+    """
+    layers = sorted({int(m.group(1)) for k in state_dict if (m := re.match(r"cell_list\.(\d+)\.", k))})
+    blocks = 3 if arch == "sru" else 4
+    fields: dict[str, Any] = {
+        "arch": arch,
+        "num_hidden": tuple(
+            int(state_dict[f"cell_list.{i}.linear_x.weight"].shape[0]) // blocks for i in layers
+        ),
+    }
+    options: dict[str, Any] = {}
+    if "embed.weight" in state_dict:
+        options["embed"] = int(state_dict["embed.weight"].shape[0])
+    if arch == "lstmp":
+        options["proj"] = [int(state_dict[f"cell_list.{i}.proj.weight"].shape[0]) for i in layers]
+    if options:
+        fields["options"] = options
+    frame = int(state_dict["head.weight"].shape[0])  # C*H*W
+    c = channels or 1
+    if frame_size is not None and c * frame_size[0] * frame_size[1] == frame:
+        fields.update(channels=c, height=int(frame_size[0]), width=int(frame_size[1]))
+    elif frame % c == 0 and math.isqrt(frame // c) ** 2 == frame // c:
+        side = math.isqrt(frame // c)
+        fields.update(channels=c, height=side, width=side)
+    else:
+        raise ConfigError(
+            f"the {arch} head writes {frame} values per frame, which is not C*H*W for "
+            f"C={c} and a square frame; give the frame's channels and size"
+        )
+    return fields
 
 
 # -- building and loading ------------------------------------------------------------------
@@ -500,6 +531,9 @@ def load_checkpoint(
 ) -> LoadedCheckpoint:
     """Read any supported checkpoint and return the model with its weights loaded.
 
+    ``channels`` is the frame's channel count where the file does not state it (it tells
+    p from C in p*p*C); ``overrides`` (ModelConfig fields) win over everything.
+
     ``frame_size`` (H, W) is the input's: used when neither the weights nor a config fix the
     frame size; when the weights fix a different one, a ShapeError names both.
     """
@@ -508,8 +542,8 @@ def load_checkpoint(
     stated: dict[str, Any] = dict(raw.stated)
     if config_file is not None:
         stated.update(read_config_file(config_file))
-    if channels is not None:
-        stated["channels"] = int(channels)
+    if channels is not None:  # a hint: the file's or config file's own statement wins
+        stated.setdefault("channels", int(channels))
     stated.update({k: v for k, v in (overrides or {}).items() if v is not None})
 
     arch = stated.get("arch") or detect_arch(raw.state_dict)
@@ -527,7 +561,11 @@ def load_checkpoint(
     if raw.format != "mimviewer":
         try:
             fields = infer_config_fields(
-                raw.state_dict, arch, channels=stated.get("channels"), patch_size=stated.get("patch_size")
+                raw.state_dict,
+                arch,
+                channels=stated.get("channels"),
+                patch_size=stated.get("patch_size"),
+                frame_size=frame_size,
             )
         except KeyError as exc:
             raise CheckpointError(

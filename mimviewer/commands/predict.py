@@ -1,0 +1,182 @@
+"""``mimviewer predict CHECKPOINT INPUT -o OUT.npy``: run a checkpoint over frames, save the prediction."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mimviewer.errors import DataError, ShapeError
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that state (or correct) a checkpoint's config; they win over the file and inference."""
+    group = parser.add_argument_group("model config (when the checkpoint does not say, or says wrong)")
+    group.add_argument("--arch", help="architecture, e.g. convlstm, predrnn, mim")
+    group.add_argument("--num-hidden", metavar="N,N,...", help="hidden channels per layer, e.g. 64,64")
+    group.add_argument("--filter-size", type=int, help="conv kernel size")
+    group.add_argument("--patch-size", type=int, help="patch size p")
+    group.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=None, help="LayerNorm")
+    group.add_argument("--channels", type=int, help="channels of one frame (default: the input's)")
+    group.add_argument(
+        "--config", metavar="FILE", help="OpenSTL config .py (read as data) or our config .json"
+    )
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ModelConfig fields the user stated on the command line."""
+    overrides: dict[str, Any] = {
+        "arch": args.arch,
+        "filter_size": args.filter_size,
+        "patch_size": args.patch_size,
+        "layer_norm": args.layer_norm,
+        "channels": args.channels,
+    }
+    if args.num_hidden:
+        try:
+            overrides["num_hidden"] = tuple(int(n) for n in args.num_hidden.split(","))
+        except ValueError:
+            raise ShapeError(
+                f"--num-hidden must be sizes separated by commas, got {args.num_hidden!r}"
+            ) from None
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict future frames with a checkpoint and save them as .npy",
+        description="Run CHECKPOINT over the frames in INPUT (.npy: (N,T,C,H,W), (T,C,H,W) or (T,H,W); "
+        "float in [0,1] or uint8) and save the predicted frames as float32 (N,aft,C,H,W).",
+    )
+    parser.add_argument("checkpoint", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
+    parser.add_argument("input", help="input frames (.npy)")
+    parser.add_argument("-o", "--output", required=True, help="where to write the prediction (.npy)")
+    parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
+    parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
+    parser.add_argument("--trace", metavar="TRACE.npz", help="also save the trace of every gate and memory")
+    add_config_flags(parser)
+    parser.set_defaults(run=run)
+
+
+class InputFrames(NamedTuple):
+    frames: np.ndarray  # (N, T, C, H, W) float32 in [0, 1]
+    batched: bool  # False when the file held one sequence without an N axis
+
+
+def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
+    """The one place predict reads its input: ``.npy`` (N,T,C,H,W), (T,C,H,W) or (T,H,W).
+
+    Floats are taken as model scale [0, 1]; uint8 is scaled by 1/255.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.suffix.lower() != ".npy":
+        raise DataError(f"{path}: predict reads .npy arrays (N,T,C,H,W), (T,C,H,W) or (T,H,W)")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+    else:
+        raise DataError(f"{path}: frames must be float in [0,1] or uint8, got {array.dtype}")
+    batched = array.ndim == 5
+    if array.ndim == 3:
+        array = array[:, None]  # (T, 1, H, W)
+    if array.ndim == 4:
+        array = array[None]  # (1, T, C, H, W)
+    if array.ndim != 5:
+        raise ShapeError(
+            f"{path}: expected frames (N,T,C,H,W), (T,C,H,W) or (T,H,W), got shape {array.shape}"
+        )
+    return InputFrames(array, batched)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Write atomically: a temp file beside the target, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _concat_traces(traces: list) -> Any:
+    """One Trace over all batches: maps (steps, 4, B, ...) along axis 2, stats (steps, B, 6) along 1."""
+    from mimviewer.trace import Trace
+
+    first = traces[0]
+    if len(traces) == 1:
+        return first
+    maps = {k: np.concatenate([t.maps[k] for t in traces], axis=2) for k in first.maps}
+    stats = {k: np.concatenate([t.stats[k] for t in traces], axis=1) for k in first.stats}
+    raw = {k: np.concatenate([t.raw[k] for t in traces], axis=1) for k in first.raw}
+    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.inference import pick_device, rollout
+    from mimviewer.trace import ProbeSpec
+
+    device = pick_device(args.device)
+    if args.batch_size < 1:
+        raise ShapeError(f"--batch-size must be >= 1, got {args.batch_size}")
+    inputs = read_input(args.input, args)
+    n, t, c, h, w = inputs.frames.shape
+    loaded = load_checkpoint(
+        args.checkpoint,
+        channels=c,
+        config_file=args.config,
+        overrides=config_overrides(args),
+        device=device,
+        frame_size=(h, w),
+    )
+    cfg = loaded.config
+    if c != cfg.channels:
+        raise ShapeError(
+            f"{args.input} has {c} channel(s) per frame, {args.checkpoint} expects {cfg.channels}"
+        )
+    pre = args.pre if args.pre is not None else cfg.pre
+    aft = args.aft if args.aft is not None else cfg.aft
+    if pre < 1 or aft < 1:
+        raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
+    if t < pre:
+        hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
+        raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+
+    predictions, traces = [], []
+    for start in range(0, n, args.batch_size):
+        batch = inputs.frames[start : start + args.batch_size, :pre]
+        result = rollout(
+            loaded.model, batch, pre, aft, probes=ProbeSpec() if args.trace else None, device=device
+        )
+        predictions.append(result.prediction)
+        if result.trace is not None:
+            traces.append(result.trace)
+    prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
+    if not inputs.batched:
+        prediction = prediction[0]
+    output = Path(args.output)
+    _save_npy(output, prediction)
+    if args.trace:
+        _concat_traces(traces).save(args.trace)
+    print(
+        f"wrote {output} {tuple(prediction.shape)}: {cfg.arch} ({loaded.format}) from {pre} context frames "
+        f"on {device}" + (f"; trace in {args.trace}" if args.trace else "")
+    )
+    return 0
