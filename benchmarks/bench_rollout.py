@@ -1,0 +1,262 @@
+"""Rollout speed: mimviewer's models against OpenSTL's reference implementation.
+
+Both run with identical weights (ours copied into OpenSTL's modules by key name, which is
+possible because our checkpoint keys follow OpenSTL), on the same frames, in
+``torch.inference_mode``. Ours is timed through the product's path, ``inference.rollout``
+(patchify, steps, frames to the host); the reference through what OpenSTL's test step runs
+(reshape_patch, ``model(frames, mask, return_loss=False)``, back to the host). A third column
+times ours with every probe on (the full Trace). Timings are interleaved (ours, reference,
+ours+probes per repeat) so that a busy machine slows all three alike; the median is reported.
+
+    .venv/bin/python benchmarks/bench_rollout.py                 # CPU, both configs
+    .venv/bin/python benchmarks/bench_rollout.py --device cuda --repeats 20
+
+OpenSTL's source is read from ``--openstl`` (default /tmp/openstl); its package
+``__init__`` files pull in many extra libraries, so only the model and module files are
+imported, under stub packages. Without the checkout the reference columns are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import statistics
+import sys
+import time
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from mimviewer.inference import pick_device, rollout  # noqa: E402
+from mimviewer.nets import create_model, list_models  # noqa: E402
+from mimviewer.trace import ProbeSpec  # noqa: E402
+
+# our registry name -> (OpenSTL module file, model file, model class)
+REFERENCE = {
+    "convlstm": ("convlstm_modules", "convlstm_model", "ConvLSTM_Model"),
+    "predrnn": ("predrnn_modules", "predrnn_model", "PredRNN_Model"),
+    "mim": ("mim_modules", "mim_model", "MIM_Model"),
+}
+# MIM's model file needs the ST-LSTM cell as well as its own modules.
+EXTRA_MODULES = {"mim": ("predrnn_modules",)}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str
+    size: int  # frame height = width
+    patch: int
+    hidden: tuple[int, ...]
+    filter_size: int
+    pre: int
+    aft: int
+    batch: int
+
+    def describe(self) -> str:
+        layers = f"{len(self.hidden)}x{self.hidden[0]}"
+        return (
+            f"{self.size}x{self.size} p{self.patch} {layers} k{self.filter_size} "
+            f"{self.pre}+{self.aft} B{self.batch}"
+        )
+
+
+CONFIGS = {
+    "small": BenchConfig("small", 32, 4, (16, 16), 5, 5, 5, 2),
+    "realistic": BenchConfig("realistic", 64, 4, (64, 64, 64, 64), 5, 10, 10, 4),
+}
+
+
+# -- OpenSTL, imported file by file --------------------------------------------------------
+def _load_file(name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_reference_class(root: Path, arch: str) -> type[torch.nn.Module]:
+    """OpenSTL's model class for ``arch``, its ``openstl.modules`` imports served by stubs."""
+    package_dir = root / "openstl"
+    for stub_name, stub_dir in (("openstl", package_dir), ("openstl.modules", package_dir / "modules")):
+        if stub_name not in sys.modules:
+            stub = types.ModuleType(stub_name)
+            stub.__path__ = [str(stub_dir)]
+            sys.modules[stub_name] = stub
+    modules_stub = sys.modules["openstl.modules"]
+    module_file, model_file, class_name = REFERENCE[arch]
+    for name in (*EXTRA_MODULES.get(arch, ()), module_file):
+        loaded = _load_file(f"openstl.modules.{name}", package_dir / "modules" / f"{name}.py")
+        for attr, value in vars(loaded).items():
+            if isinstance(value, type):
+                setattr(modules_stub, attr, value)
+    model_module = _load_file(f"openstl.models.{model_file}", package_dir / "models" / f"{model_file}.py")
+    return getattr(model_module, class_name)
+
+
+def build_reference(root: Path, ours: torch.nn.Module, bench: BenchConfig) -> torch.nn.Module:
+    cfg = ours.config
+    configs = types.SimpleNamespace(
+        in_shape=(bench.pre + bench.aft, cfg.channels, cfg.height, cfg.width),
+        patch_size=cfg.patch_size,
+        filter_size=cfg.filter_size,
+        stride=1,
+        layer_norm=int(cfg.layer_norm),
+        pre_seq_length=bench.pre,
+        aft_seq_length=bench.aft,
+        total_length=bench.pre + bench.aft,
+        reverse_scheduled_sampling=0,
+    )
+    reference = load_reference_class(root, cfg.arch)(cfg.num_layers, list(cfg.num_hidden), configs)
+    missing, unexpected = reference.load_state_dict(ours.state_dict(), strict=False)
+    unused = [re.compile(p) for p in type(ours).unused_checkpoint_keys]
+    not_copied = [k for k in missing if not any(p.fullmatch(k) for p in unused)]
+    if unexpected or not_copied:
+        raise SystemExit(
+            f"{cfg.arch}: keys differ from OpenSTL: ours only {unexpected}, theirs only {not_copied}"
+        )
+    return reference
+
+
+def reference_rollout(reference: torch.nn.Module, frames: torch.Tensor, bench: BenchConfig) -> torch.Tensor:
+    """What OpenSTL's test step runs: patchify channels-last, zero mask, model, back to frames."""
+    b, t, c, h, w = frames.shape
+    p = bench.patch
+    # reshape_patch: (B, T, H, W, C) -> (B, T, H/p, W/p, p*p*C)
+    x = frames.permute(0, 1, 3, 4, 2).reshape(b, t, h // p, p, w // p, p, c)
+    x = x.permute(0, 1, 2, 4, 3, 5, 6).reshape(b, t, h // p, w // p, p * p * c)
+    mask = torch.zeros(b, bench.aft - 1, h // p, w // p, p * p * c, device=frames.device)
+    for module in reference.modules():
+        if hasattr(module, "convlstm_c"):
+            module.convlstm_c = None  # OpenSTL's MIM-S keeps state between calls; start clean
+    out, _ = reference(x, mask, return_loss=False)  # (B, T-1, H', W', p*p*C)
+    out = out.reshape(b, t - 1, h // p, w // p, p, p, c).permute(0, 1, 6, 2, 4, 3, 5)
+    return out.reshape(b, t - 1, c, h, w)[:, -bench.aft :].cpu()
+
+
+# -- timing --------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int, clock: str
+) -> dict[str, float]:
+    """Median milliseconds of each run, the runs taking turns within every repeat.
+
+    ``clock="cpu"`` measures this process's CPU time instead of wall time: on a CPU shared
+    with other jobs it stays stable where wall time does not (with --threads 1 it equals
+    the wall time an idle core would take).
+    """
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for repeat in range(warmup + repeats):
+        for name, run in runs.items():
+            synchronize(device)
+            start = now()
+            run()
+            synchronize(device)
+            if repeat >= warmup:
+                times[name].append((now() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: torch.device) -> dict:
+    torch.manual_seed(0)
+    model = create_model(
+        arch,
+        num_hidden=bench.hidden,
+        patch_size=bench.patch,
+        filter_size=bench.filter_size,
+        height=bench.size,
+        width=bench.size,
+        pre=bench.pre,
+        aft=bench.aft,
+    )
+    model.to(device).eval()
+    frames = torch.rand(bench.batch, bench.pre + bench.aft, 1, bench.size, bench.size, device=device)
+    runs: dict[str, Callable[[], object]] = {
+        "ours": lambda: rollout(model, frames, bench.pre, bench.aft),
+        "probes": lambda: rollout(model, frames, bench.pre, bench.aft, probes=ProbeSpec()),
+    }
+    row = {"model": arch, "config": bench.describe(), "max_diff": None}
+    if args.openstl.is_dir():
+        reference = build_reference(args.openstl, model, bench).to(device).eval()
+
+        def run_reference() -> torch.Tensor:
+            with torch.inference_mode():
+                return reference_rollout(reference, frames, bench)
+
+        runs = {"ours": runs["ours"], "reference": run_reference, "probes": runs["probes"]}
+        ours = torch.from_numpy(rollout(model, frames, bench.pre, bench.aft).prediction)
+        row["max_diff"] = (ours - run_reference()).abs().max().item()
+    row.update(interleaved_medians(runs, device, args.warmup, args.repeats, args.clock))
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | config | ours ms/rollout | reference ms/rollout | ours / reference "
+        "| ours + probes ms | probe overhead | max abs diff |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        ref = r.get("reference")
+        ref_cells = (f"{ref:.1f}", f"{r['ours'] / ref:.2f}") if ref else ("n/a", "n/a")
+        diff = "n/a" if r["max_diff"] is None else f"{r['max_diff']:.1e}"
+        lines.append(
+            f"| {r['model']} | {r['config']} | {r['ours']:.1f} | {ref_cells[0]} | {ref_cells[1]} "
+            f"| {r['probes']:.1f} | {100 * (r['probes'] / r['ours'] - 1):+.0f}% | {diff} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--models", nargs="+", default=list(REFERENCE), help="registry names")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or process CPU time (shared CPUs)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--openstl", type=Path, default=Path("/tmp/openstl"), help="OpenSTL source checkout")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    if not args.openstl.is_dir():
+        print(f"OpenSTL source not found at {args.openstl}: timing ours only (pass --openstl PATH)")
+    available = set(list_models())
+    rows = []
+    for arch in args.models:
+        if arch not in available:
+            print(f"skipping {arch}: not in mimviewer.nets yet")
+            continue
+        for name in args.configs:
+            rows.append(bench_one(arch, CONFIGS[name], args, device))
+            print(f"  done: {arch} {name}", file=sys.stderr)
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.clock} clock, warm-up {args.warmup}, median of {args.repeats}"
+    )
+    print(format_table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
