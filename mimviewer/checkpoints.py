@@ -426,6 +426,11 @@ def infer_config_fields(
             f"C={channels if channels is not None else '1 or 3'}; give the frame's channel count"
         )
     fields["layer_norm"] = any(_LAYER_NORM_KEY.search(k) for k in state_dict)
+    if arch == "e3d_lstm":  # clips of window_length frames; 3-D kernels span temporal_filter_size
+        fields["options"] = {
+            "window_length": int(state_dict["cell_list.0._norm_c_t.weight"].shape[1]),
+            "temporal_filter_size": int(first.shape[2]),
+        }
     grid = next(
         (v.shape[-2:] for k, v in sorted(state_dict.items()) if _GRID_KEY.search(k) and v.ndim >= 3), None
     )
