@@ -1,0 +1,203 @@
+"""``mimviewer export CHECKPOINT INPUT -o OUT``: predict, then write a video, strip or metrics file.
+
+The output's suffix says what to write: ``.gif`` / ``.mp4`` the GT | prediction | difference
+comparison, ``.png`` a strip of frames, ``.csv`` / ``.json`` the per-frame metrics.
+``--demo`` uses the bundled demo model and data instead of CHECKPOINT and INPUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mimviewer.errors import MimviewerError, ShapeError
+
+OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from mimviewer.commands.predict import add_config_flags
+
+    parser = subparsers.add_parser(
+        "export",
+        help="predict and export a GIF/MP4 comparison, a PNG strip or per-frame metrics (CSV/JSON)",
+        description="Run CHECKPOINT over INPUT and write OUT by its suffix: .gif/.mp4 (ground truth | "
+        "prediction | difference, context frames marked), .png (a strip of frames), .csv/.json "
+        "(MSE, MAE, PSNR, SSIM per predicted frame; CSI/POD/FAR/HSS for radar data). INPUT needs "
+        "pre + aft frames: the context and the truth to compare the prediction with.",
+    )
+    parser.add_argument("checkpoint", nargs="?", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
+    parser.add_argument("input", nargs="?", help="input sequence (.npy (N,T,C,H,W), (T,C,H,W) or (T,H,W))")
+    parser.add_argument(
+        "-o", "--output", required=True, help="out.gif, out.mp4, out.png, out.csv or out.json"
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="the bundled demo model and data (no CHECKPOINT/INPUT)"
+    )
+    parser.add_argument(
+        "--compare", metavar="CKPT2", help="a second checkpoint shown (and scored) beside the first"
+    )
+    parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
+    parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
+    parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="which sequence of an array holding many (default: 0)"
+    )
+    parser.add_argument("--fps", type=float, default=4, help="frames per second of a .gif/.mp4 (default: 4)")
+    parser.add_argument(
+        "--units",
+        choices=("intensity", "dBZ", "mm/h"),
+        help="what INPUT's values are, e.g. an array in dBZ (default: what the file says, else intensity)",
+    )
+    parser.add_argument(
+        "--stats", metavar="FILE", help="also write gate statistics per layer/step (.csv/.json)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_config_flags(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class Inputs:
+    frames: np.ndarray  # (N, T, C, H, W) model scale
+    units: str | None  # as the data says, when it says
+    sample: int = 0  # which of the N sequences to draw
+
+
+def read_frames(path: str | Path, args: argparse.Namespace) -> Inputs:
+    """INPUT through ``mimviewer.data.open_sequence`` (one sequence: ``--sample`` picks it from an
+    array of many); before the readers existed, a model-scale .npy as predict reads it."""
+    try:
+        from mimviewer.data import open_sequence  # type: ignore[attr-defined]
+    except ImportError:
+        from mimviewer.commands.predict import read_input
+
+        return Inputs(read_input(path, args).frames, None, args.sample)
+    options = {"units": args.units, "sequence": args.sample or None}
+    sequence = open_sequence(path, **{k: v for k, v in options.items() if v is not None})
+    return Inputs(sequence.frames()[None], sequence.meta.units)
+
+
+def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
+    """Panel names: the checkpoint's file name, told apart when two are the same."""
+    names = [path.stem for path in paths]
+    if len(set(names)) < len(names):
+        names = [f"{name} ({arch}, {i + 1})" for i, (name, arch) in enumerate(zip(names, archs, strict=True))]
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    from mimviewer import export
+    from mimviewer.inference import pick_device, rollout
+    from mimviewer.metrics import frame_metrics, summary
+    from mimviewer.trace import ProbeSpec
+
+    output = Path(args.output)
+    suffix = output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise MimviewerError(f"{output}: unknown export type; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if args.stats and Path(args.stats).suffix.lower() not in (".csv", ".json"):
+        raise MimviewerError(f"{args.stats}: gate statistics are written as .csv or .json")
+    device = pick_device(args.device)
+
+    if args.demo:
+        if args.checkpoint or args.input:
+            raise MimviewerError("--demo takes no CHECKPOINT or INPUT")
+        models, names, inputs = _demo_models()
+    else:
+        if not args.checkpoint or not args.input:
+            raise MimviewerError("give CHECKPOINT and INPUT (or --demo)")
+        inputs = read_frames(args.input, args)
+        models, names = _load_models(args, inputs.frames, device)
+
+    config = models[0].config
+    units = inputs.units or args.units or config.units
+    pre = args.pre if args.pre is not None else config.pre
+    aft = args.aft if args.aft is not None else config.aft
+    if pre < 1 or aft < 1:
+        raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
+    frames = inputs.frames[:, args.start : args.start + pre + aft]
+    if frames.shape[1] < pre + aft:
+        raise ShapeError(
+            f"{args.input or 'the demo data'} has {inputs.frames.shape[1] - args.start} frames from "
+            f"frame {args.start}; the comparison needs pre + aft = {pre} + {aft} (pass --pre/--aft)"
+        )
+    sample = inputs.sample
+    if not 0 <= sample < len(frames):
+        raise ShapeError(f"--sample must be in 0..{len(frames) - 1}, got {sample}")
+
+    predictions: dict[str, np.ndarray] = {}
+    trace = None
+    for i, (model, name) in enumerate(zip(models, names, strict=True)):
+        probes = ProbeSpec() if args.stats and i == 0 else None
+        result = rollout(model, frames[:, :pre], pre, aft, probes=probes, device=device)
+        predictions[name] = result.prediction  # (N, aft, C, H, W)
+        trace = trace or result.trace
+
+    truth = frames[:, pre:]
+    scores = {name: frame_metrics(truth, p, units=units, device=device) for name, p in predictions.items()}
+    if suffix in (".gif", ".mp4"):
+        shown = {name: p[sample] for name, p in predictions.items()}
+        export.write_comparison(output, frames[sample], shown, pre=pre, fps=args.fps, units=units)
+    elif suffix == ".png":
+        shown = {name: p[sample] for name, p in predictions.items()}
+        export.write_strip(output, frames[sample], shown, pre=pre, units=units)
+    else:
+        table = (
+            scores[names[0]]
+            if len(names) == 1
+            else {f"{n}/{k}": v for n in names for k, v in scores[n].items()}
+        )
+        if suffix == ".csv":
+            export.write_metrics_csv(output, table, first_frame=args.start + pre)
+        else:
+            extra = {"models": names, "units": units, "pre": pre, "aft": aft, "sequences": len(frames)}
+            export.write_metrics_json(output, table, first_frame=args.start + pre, extra=extra)
+    if args.stats and trace is not None:
+        export.write_trace_stats(args.stats, trace)
+
+    print(f"wrote {output}: {len(frames)} sequence(s), {pre} context + {aft} predicted frames, {units}")
+    for name in names:
+        means = summary(scores[name])
+        print(f"  {name}: " + ", ".join(f"{k} {means[k]:.4g}" for k in ("mse", "mae", "psnr", "ssim")))
+    if args.stats:
+        print(f"  gate statistics of {names[0]} in {args.stats}")
+    return 0
+
+
+def _load_models(args: argparse.Namespace, frames: np.ndarray, device) -> tuple[list, list[str]]:
+    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.commands.predict import config_overrides
+
+    _, _, c, h, w = frames.shape
+    paths = [Path(args.checkpoint)] + ([Path(args.compare)] if args.compare else [])
+    models = []
+    for i, path in enumerate(paths):
+        loaded = load_checkpoint(
+            path,
+            channels=c,
+            config_file=args.config if i == 0 else None,
+            overrides=config_overrides(args) if i == 0 else None,
+            device=device,
+            frame_size=(h, w),
+        )
+        if loaded.config.channels != c:
+            raise ShapeError(
+                f"{args.input} has {c} channel(s) per frame, {path} expects {loaded.config.channels}"
+            )
+        models.append(loaded.model)
+    return models, _model_names(paths, [m.config.arch for m in models])
+
+
+def _demo_models() -> tuple[list, list[str], Inputs]:
+    """The bundled demo model and its generated sequence (a random ConvLSTM until one is bundled)."""
+    from mimviewer.commands.demo import load_demo
+
+    demo = load_demo()
+    if demo.note:
+        print(f"mimviewer: {demo.note}", file=sys.stderr)
+    return [demo.model], [demo.model_name], Inputs(demo.frames[None], demo.units)
