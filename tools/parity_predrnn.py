@@ -6,7 +6,9 @@ so none of its heavy dependencies are needed and none of its files live in this 
 For each config the script builds OpenSTL's model with random weights, loads its state
 dict into ours (strict, after dropping ``unused_checkpoint_keys``), runs both on the same
 frames and prints the largest absolute difference of the predictions (and, for
-PredRNN-V2, of the training loss including the decoupling term).
+PredRNN-V2, of the training loss including the decoupling term). It also saves OpenSTL's
+weights as a Lightning ``.ckpt`` and checks that ``load_checkpoint`` (config inferred from
+the weights) gives the same model.
 
     .venv/bin/python tools/parity_predrnn.py
 """
@@ -17,6 +19,7 @@ import importlib.util
 import os
 import re
 import sys
+import tempfile
 import types
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +27,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
+from mimviewer.checkpoints import load_checkpoint
 from mimviewer.nets import create_model
 
 TOLERANCE = 1e-5
@@ -72,6 +76,17 @@ def randomise(model: torch.nn.Module) -> None:
                 param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(param))
             elif "gradient_highway" in name:
                 param.uniform_(-0.2, 0.2)
+
+
+def checkpoint_round_trip(theirs, frames, pre, aft, expected, sampling) -> float:
+    """Save OpenSTL's weights as a Lightning .ckpt, open it with load_checkpoint (config inferred), rerun."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "openstl.ckpt"
+        torch.save({"state_dict": {f"model.{k}": v for k, v in theirs.state_dict().items()}}, path)
+        loaded = load_checkpoint(path, channels=frames.shape[2], frame_size=tuple(frames.shape[-2:]))
+    loaded.model.train(theirs.training)
+    with torch.set_grad_enabled(theirs.training):
+        return (loaded.model(frames, pre, aft, sampling_mask=sampling) - expected).abs().max().item()
 
 
 def run_case(
@@ -128,6 +143,9 @@ def run_case(
         loss_diff = (our_loss - their_loss).abs().item()
         line += f", |loss diff| = {loss_diff:.3g} (loss {their_loss.item():.5f})"
         diff = max(diff, loss_diff)
+    loader_diff = checkpoint_round_trip(theirs, frames, pre, aft, our_frames.detach(), sampling)
+    line += f", via load_checkpoint {loader_diff:.3g}"
+    diff = max(diff, loader_diff)
     print(line)
     return diff
 
