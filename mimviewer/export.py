@@ -626,6 +626,7 @@ def render_heatmap_grid(
             tile = cv2.resize(scale.colour(values), size, interpolation=cv2.INTER_NEAREST)
             oy, ox = y + (cell - tile.shape[0]) // 2, x + (cell - tile.shape[1]) // 2
             image[oy : oy + tile.shape[0], ox : ox + tile.shape[1]] = tile
-            span = f"{_format_tick(scale.vmin)}..{_format_tick(scale.vmax)}"
+            symmetric = scale.vmin == -scale.vmax
+            span = f"+-{scale.vmax:.2g}" if symmetric else f"{scale.vmin:g} to {scale.vmax:g}"
             _text(image, _fit(span, cell), x, y + cell + 13, scale=0.35)
     return image
