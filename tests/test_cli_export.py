@@ -134,3 +134,17 @@ def test_radar_array_in_dbz_gets_radar_skill(tmp_path):
     document = json.loads((tmp_path / "skill.json").read_text())
     assert document["units"] == "dBZ"
     assert {"csi@10", "pod@0.5", "far@2", "hss@30"} <= set(document["per_frame"])
+
+
+def test_an_rgb_video_feeds_a_grey_model(files):
+    folder, _, frames = files
+    video = folder / "digits.mp4"
+    with imageio.get_writer(video, fps=4, macro_block_size=16) as writer:
+        for frame in frames:
+            writer.append_data(np.repeat(np.rint(frame[0] * 255).astype(np.uint8)[..., None], 3, -1))
+
+    code = main(["export", str(folder / "tiny.safetensors"), str(video), "-o", str(folder / "v.json")])
+
+    assert code == 0
+    document = json.loads((folder / "v.json").read_text())
+    assert document["units"] == "intensity" and len(document["per_frame"]["ssim"]) == AFT

@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
         models, names = _load_models(args, inputs.frames, device)
 
     config = models[0].config
+    if inputs.frames.shape[2] != config.channels:  # e.g. an RGB video for a grey model: by luma
+        from mimviewer.data.sequence import match_channels
+
+        source = str(args.input or "the demo data")
+        inputs.frames = np.stack([match_channels(f, config.channels, source) for f in inputs.frames])
     units = inputs.units or args.units or config.units
     pre = args.pre if args.pre is not None else config.pre
     aft = args.aft if args.aft is not None else config.aft
@@ -185,9 +190,10 @@ def _load_models(args: argparse.Namespace, frames: np.ndarray, device) -> tuple[
             device=device,
             frame_size=(h, w),
         )
-        if loaded.config.channels != c:
+        if models and loaded.config.channels != models[0].config.channels:
             raise ShapeError(
-                f"{args.input} has {c} channel(s) per frame, {path} expects {loaded.config.channels}"
+                f"{path} expects {loaded.config.channels} channel(s) per frame, "
+                f"{args.checkpoint} {models[0].config.channels}: they cannot be compared"
             )
         models.append(loaded.model)
     return models, _model_names(paths, [m.config.arch for m in models])
