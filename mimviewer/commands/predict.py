@@ -71,15 +71,25 @@ class InputFrames(NamedTuple):
 
 
 def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
-    """The one place predict reads its input: ``.npy`` (N,T,C,H,W), (T,C,H,W) or (T,H,W).
+    """The one place predict reads its input.
 
-    Floats are taken as model scale [0, 1]; uint8 is scaled by 1/255.
+    ``.npy``: (N,T,C,H,W), (T,C,H,W) or (T,H,W); floats are taken as model scale [0, 1],
+    uint8 is scaled by 1/255. Anything else ``mimviewer.data.open_sequence`` reads (videos,
+    image folders, HKO-7 PNGs, .npz, HDF5, ODIM radar) becomes one sequence; ``--channels``
+    converts it (e.g. a colour video for a grey model), and with ``--pre`` only the context
+    frames are decoded.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() != ".npy":
-        raise DataError(f"{path}: predict reads .npy arrays (N,T,C,H,W), (T,C,H,W) or (T,H,W)")
+        from mimviewer.data import open_sequence
+
+        channels = getattr(args, "channels", None)
+        sequence = open_sequence(path, **({"channels": channels} if channels else {}))
+        pre = getattr(args, "pre", None)
+        frames = sequence.frames(0, pre if pre is not None and pre > 0 else None)  # (T, C, H, W)
+        return InputFrames(frames[None], False)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
