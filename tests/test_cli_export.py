@@ -148,3 +148,19 @@ def test_an_rgb_video_feeds_a_grey_model(files):
     assert code == 0
     document = json.loads((folder / "v.json").read_text())
     assert document["units"] == "intensity" and len(document["per_frame"]["ssim"]) == AFT
+
+
+def test_sample_and_start_pick_the_sequence_and_frames_scored(tmp_path):
+    model = tiny_model(0)
+    save_checkpoint(tmp_path / "tiny.safetensors", model)
+    batch = bouncing_digits(2, length=PRE + AFT + 1, size=16, num_digits=1, seed=7)  # (2, 6, 1, 16, 16)
+    np.save(tmp_path / "two.npy", batch)
+
+    args = [str(tmp_path / "tiny.safetensors"), str(tmp_path / "two.npy"), "--sample", "1", "--start", "1"]
+    assert main(["export", *args, "-o", str(tmp_path / "s.json")]) == 0
+
+    chosen = batch[1, 1:]
+    expected = frame_metrics(chosen[PRE:], rollout(model, chosen[:PRE], PRE, AFT).prediction)
+    document = json.loads((tmp_path / "s.json").read_text())
+    assert document["first_frame"] == 1 + PRE and document["sample"] == 1
+    np.testing.assert_allclose(document["per_frame"]["mae"], expected["mae"], rtol=1e-6)

@@ -31,7 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "pre + aft frames: the context and the truth to compare the prediction with.",
     )
     parser.add_argument("checkpoint", nargs="?", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
-    parser.add_argument("input", nargs="?", help="input sequence (.npy (N,T,C,H,W), (T,C,H,W) or (T,H,W))")
+    parser.add_argument(
+        "input", nargs="?", help="input sequence: video, image folder, .npy/.npz, HDF5, ODIM radar"
+    )
     parser.add_argument(
         "-o", "--output", required=True, help="out.gif, out.mp4, out.png, out.csv or out.json"
     )
@@ -63,20 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Inputs:
-    frames: np.ndarray  # (N, T, C, H, W) model scale
-    units: str | None  # as the data says, when it says
-    sample: int = 0  # which of the N sequences to draw
+    frames: np.ndarray  # (1, T, C, H, W) model scale
+    units: str  # what the data says its values are
 
 
 def read_frames(path: str | Path, args: argparse.Namespace) -> Inputs:
-    """INPUT through ``mimviewer.data.open_sequence`` (one sequence: ``--sample`` picks it from an
-    array of many); before the readers existed, a model-scale .npy as predict reads it."""
-    try:
-        from mimviewer.data import open_sequence  # type: ignore[attr-defined]
-    except ImportError:
-        from mimviewer.commands.predict import read_input
+    """INPUT through ``mimviewer.data.open_sequence``: one sequence (``--sample`` picks one of many)."""
+    from mimviewer.data import open_sequence
 
-        return Inputs(read_input(path, args).frames, None, args.sample)
     options = {"units": args.units, "sequence": args.sample or None}
     sequence = open_sequence(path, **{k: v for k, v in options.items() if v is not None})
     return Inputs(sequence.frames()[None], sequence.meta.units)
@@ -120,20 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
         source = str(args.input or "the demo data")
         inputs.frames = np.stack([match_channels(f, config.channels, source) for f in inputs.frames])
-    units = inputs.units or args.units or config.units
+    units = inputs.units
     pre = args.pre if args.pre is not None else config.pre
     aft = args.aft if args.aft is not None else config.aft
-    if pre < 1 or aft < 1:
-        raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
+    if pre < 1 or aft < 1 or args.start < 0:
+        raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
     frames = inputs.frames[:, args.start : args.start + pre + aft]
     if frames.shape[1] < pre + aft:
         raise ShapeError(
             f"{args.input or 'the demo data'} has {inputs.frames.shape[1] - args.start} frames from "
             f"frame {args.start}; the comparison needs pre + aft = {pre} + {aft} (pass --pre/--aft)"
         )
-    sample = inputs.sample
-    if not 0 <= sample < len(frames):
-        raise ShapeError(f"--sample must be in 0..{len(frames) - 1}, got {sample}")
 
     predictions: dict[str, np.ndarray] = {}
     trace = None
@@ -146,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
     truth = frames[:, pre:]
     scores = {name: frame_metrics(truth, p, units=units, device=device) for name, p in predictions.items()}
     if suffix in (".gif", ".mp4"):
-        shown = {name: p[sample] for name, p in predictions.items()}
-        export.write_comparison(output, frames[sample], shown, pre=pre, fps=args.fps, units=units)
+        shown = {name: p[0] for name, p in predictions.items()}
+        export.write_comparison(output, frames[0], shown, pre=pre, fps=args.fps, units=units)
     elif suffix == ".png":
-        shown = {name: p[sample] for name, p in predictions.items()}
-        export.write_strip(output, frames[sample], shown, pre=pre, units=units)
+        shown = {name: p[0] for name, p in predictions.items()}
+        export.write_strip(output, frames[0], shown, pre=pre, units=units)
     else:
         table = (
             scores[names[0]]
@@ -160,12 +153,20 @@ def run(args: argparse.Namespace) -> int:
         if suffix == ".csv":
             export.write_metrics_csv(output, table, first_frame=args.start + pre)
         else:
-            extra = {"models": names, "units": units, "pre": pre, "aft": aft, "sequences": len(frames)}
+            source = "demo" if args.demo else str(args.input)
+            extra = {
+                "models": names,
+                "input": source,
+                "sample": args.sample,
+                "units": units,
+                "pre": pre,
+                "aft": aft,
+            }
             export.write_metrics_json(output, table, first_frame=args.start + pre, extra=extra)
     if args.stats and trace is not None:
         export.write_trace_stats(args.stats, trace)
 
-    print(f"wrote {output}: {len(frames)} sequence(s), {pre} context + {aft} predicted frames, {units}")
+    print(f"wrote {output}: {pre} context + {aft} predicted frames, {units}")
     for name in names:
         means = summary(scores[name])
         print(f"  {name}: " + ", ".join(f"{k} {means[k]:.4g}" for k in ("mse", "mae", "psnr", "ssim")))
