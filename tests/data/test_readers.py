@@ -187,24 +187,62 @@ def drop_from_page_cache(path: Path) -> None:
         os.close(fd)
 
 
+def write_big(path: Path) -> None:
+    """256 MB of (T, H, W) uint8 frames, frames 1000 and 1001 set to 200, in the file's format."""
+    shape = (4096, 256, 256)
+    if path.suffix == ".npy":
+        big = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+        big[1000:1002] = 200
+        big.flush()
+    elif path.suffix == ".npz":  # stored (uncompressed) member, written frame block by block
+        with (
+            zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
+            archive.open("frames.npy", "w", force_zip64=True) as member,
+        ):
+            np.lib.format.write_array_header_1_0(
+                member, {"descr": "|u1", "fortran_order": False, "shape": shape}
+            )
+            for start in range(0, shape[0], 512):
+                block = np.zeros((512, *shape[1:]), np.uint8)
+                block[max(0, 1000 - start) : max(0, 1002 - start)] = 200
+                member.write(block.tobytes())
+    else:
+        with h5py.File(path, "w") as f:
+            frames = f.create_dataset("frames", shape=shape, dtype=np.uint8, chunks=(1, 256, 256))
+            for start in range(0, shape[0], 512):
+                block = np.zeros((512, *shape[1:]), np.uint8)
+                block[max(0, 1000 - start) : max(0, 1002 - start)] = 200
+                frames[start : start + 512] = block
+
+
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise and mincore (Linux)")
-def test_a_large_memory_mapped_npy_is_not_read_whole(tmp_path):
-    # 256 MB of frames on disk, of which two 64 KB frames are asked for.
-    path = tmp_path / "big.npy"
-    big = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(4096, 256, 256))
-    big[1000:1002] = 200
-    big.flush()
-    del big
+@pytest.mark.parametrize("name", ["big.npy", "big.npz", "big.h5"])
+def test_a_large_file_is_not_read_whole(tmp_path, name):
+    path = tmp_path / name
+    write_big(path)
     drop_from_page_cache(path)
     if resident_bytes(path) > 0:
         pytest.skip("this filesystem keeps files in memory (tmpfs?): cannot see what is read")
     seq = open_sequence(path)
     assert len(seq) == 4096
-    frames = seq.frames(1000, 1002)
+    frames = seq.frames(1000, 1002)  # two 64 KB frames
     np.testing.assert_allclose(frames, 200 / 255.0, rtol=1e-6)
+    assert seq.frames(999, 1000).max() == 0.0
     # The kernel reads ahead a few MB around what is touched; reading it all would load 256 MB.
     loaded = resident_bytes(path)
-    assert 0 < loaded < path.stat().st_size // 10, f"{loaded} bytes of {path.stat().st_size} were read"
+    assert loaded < path.stat().st_size // 10, f"{loaded} bytes of {path.stat().st_size} were read"
+
+
+def test_a_long_video_knows_its_length_and_seeks(tmp_path):
+    video = np.zeros((300, 16, 16, 3), np.uint8)
+    video[:, :8, :8] = np.arange(300)[:, None, None, None] * 255 // 299  # brightness counts frames
+    imageio.mimwrite(tmp_path / "long.mp4", video, fps=25, macro_block_size=16)
+    seq = open_sequence(tmp_path / "long.mp4")
+    assert len(seq) == 300
+    late = seq.frames(280, 282)[:, 0, 2, 2] * 255
+    np.testing.assert_allclose(late, [280 * 255 // 299, 281 * 255 // 299], atol=4)
+    early = seq.frames(10, 11)[0, 0, 2, 2] * 255
+    assert early == pytest.approx(10 * 255 // 299, abs=4)
 
 
 # -- ODIM radar --------------------------------------------------------------------------------
