@@ -202,8 +202,22 @@ def _load_models(args: argparse.Namespace, frames: np.ndarray, device) -> tuple[
 
 def _demo_models() -> tuple[list, list[str], Inputs]:
     """The bundled demo model and its generated sequence (a random ConvLSTM until one is bundled)."""
-    from mimviewer.commands.demo import load_demo
+    try:
+        from mimviewer.commands.demo import load_demo
+    except ModuleNotFoundError as exc:  # the demo command not there yet: say so, use random weights
+        if exc.name != "mimviewer.commands.demo":
+            raise
+        from mimviewer.data.synthetic import bouncing_digits
+        from mimviewer.nets import create_model
 
+        print(
+            "mimviewer: no bundled demo yet: a ConvLSTM with random weights on bouncing digits",
+            file=sys.stderr,
+        )
+        model = create_model(
+            "convlstm", num_hidden=(32, 32), filter_size=3, patch_size=4, height=64, width=64
+        )
+        return [model], ["convlstm (random weights)"], Inputs(bouncing_digits(1, length=20)[:1], "intensity")
     demo = load_demo()
     if demo.note:
         print(f"mimviewer: {demo.note}", file=sys.stderr)
