@@ -8,6 +8,10 @@ failed export never leaves a half-written file where the user's old one was.
 Frames come in model scale [0, 1] as ``(T, C, H, W)``: ``gt`` holds the whole sequence
 (``pre`` context frames, then the frames to predict) and every prediction holds the
 predicted frames only, ``(T - pre, C, H, W)``.
+
+Numbering: images count frames for people, from 1 ("frame 1/20"); CSV/JSON files index them
+from 0 like the arrays (metrics' ``frame`` column, gate statistics' ``step`` and
+``predicts_frame``; step t reads frame t and predicts frame t + 1).
 """
 
 from __future__ import annotations
