@@ -611,7 +611,10 @@ def render_heatmap_grid(
     image[:] = BACKGROUND
     phase = "predicted" if step + 1 >= trace.pre else "context"
     colour = PREDICTED_COLOUR if phase == "predicted" else CONTEXT_COLOUR
-    _text(image, f"step {step} (predicts frame {step + 2}, {phase})  {reduction}", MARGIN, 16, colour, 0.45)
+    title = (
+        f"step {step + 1}/{trace.steps}: reads frame {step + 1}, predicts {step + 2} ({phase}); {reduction}"
+    )
+    _text(image, _fit(title, width - 2 * MARGIN), MARGIN, 16, colour)
     for q, name in enumerate(quantities):
         _text(image, _fit(name, cell), label_w + q * (cell + MARGIN), HEADER + LABEL - 5)
     for layer in range(layers):
