@@ -584,6 +584,15 @@ def load_checkpoint(
         p = int(fields.get("patch_size", 1))
         h, w = frame_size if frame_size is not None else (p * max(1, 64 // p),) * 2
         fields.update(height=int(h), width=int(w))
+    if frame_size is not None:
+        p = int(
+            fields.get("patch_size", model_entry(arch).defaults.get("patch_size", ModelConfig.patch_size))
+        )
+        if frame_size[0] % p or frame_size[1] % p:
+            raise ShapeError(
+                f"the input's frames ({frame_size[0]}x{frame_size[1]}) are not divisible by "
+                f"the patch size {p} of {path}"
+            )
     known = set(ModelConfig.__dataclass_fields__) - {"arch"}
     if set(fields) - known:
         raise CheckpointError(f"{path}: unknown config field(s): {', '.join(sorted(set(fields) - known))}")
@@ -615,8 +624,11 @@ def load_checkpoint(
 def save_checkpoint(
     path: str | Path, model: RecurrentModel, metadata: Mapping[str, str] | None = None
 ) -> None:
-    """Write weights + config as safetensors (no pickle); atomic (temp file + rename)."""
-    from safetensors.torch import save_file
+    """Write weights + config as safetensors (no pickle); atomic (temp file + rename).
+
+    The same model and metadata always give the same bytes (see :func:`_canonical`).
+    """
+    from safetensors.torch import save
 
     path = Path(path)
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
@@ -630,11 +642,27 @@ def save_checkpoint(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        Path(tmp).write_bytes(_canonical(save(tensors, metadata=meta)))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _canonical(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header in sorted key order.
+
+    safetensors writes metadata in hash-map order, which changes from run to run; sorting
+    makes files reproducible (checksums of bundled models). Tensor data is untouched, and
+    the header is padded with spaces so the data stays 8-byte aligned, as the format asks.
+    """
+    (length,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + length])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + length :]
 
 
 def describe_checkpoint(path: str | Path, *, channels: int | None = None) -> str:
