@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from mimviewer.errors import DataError, ShapeError
+from mimviewer.data import colors
+from mimviewer.errors import DataError, MimviewerError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, ProbeSpec, Trace, key, split_key
@@ -42,6 +44,15 @@ PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C"
 # Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
 RAW_BUDGET_BYTES = 256 * 2**20
 RADAR_UNITS = ("dBZ", "mm/h")
+MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
+
+
+class InferenceError(MimviewerError):
+    """The rollout failed on the device (the message says which model and why)."""
+
+
+class OutOfDeviceMemory(InferenceError):
+    """The device ran out of memory; running on the CPU (or a smaller batch) may work."""
 
 
 class Event:
@@ -131,22 +142,12 @@ def is_gate(name: str) -> bool:
 
 
 def _lut(name: str) -> np.ndarray:
-    """A 256-entry RGB lookup table; matplotlib's tables when available, grey otherwise."""
-    ramp = np.linspace(0.0, 1.0, 256)
-    try:
-        from mimviewer.data import colors
-
-        if name in ("radar", "dBZ", "mm/h") and hasattr(colors, "radar_colors"):
-            return np.asarray(colors.radar_colors(ramp * 70.0 - 10.0, units="dBZ"), np.uint8)[..., :3]
-    except ImportError:
-        pass
-    if name == "grey":
-        grey = (ramp * 255).round().astype(np.uint8)
-        return np.stack([grey] * 3, 1)
+    """A 256-entry RGB lookup table over [0, 1]: our data scales, or a matplotlib one (e.g. RdBu_r)."""
+    if name in colors.SCALES:
+        return colors.color_scale("intensity" if name != "pysteps" else "dBZ", name).lookup_table()
     import matplotlib
 
-    cmap = matplotlib.colormaps[{"radar": "turbo", "dBZ": "turbo", "mm/h": "turbo"}.get(name, name)]
-    return (cmap(ramp)[:, :3] * 255).round().astype(np.uint8)
+    return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
 def colour_lut(name: str) -> np.ndarray:
@@ -172,6 +173,8 @@ class Session:
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
         self._raw: dict[int, dict[str, np.ndarray]] = {}  # slot -> key -> (steps, C, *S)
+        self._sequence = None  # the data reader's Sequence when the frames came from a file
+        self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
 
     # -- sequence ------------------------------------------------------------------------
     def set_sequence(
@@ -190,6 +193,8 @@ class Session:
             raise ShapeError(f"{source or 'sequence'}: expected frames (T, C, H, W), got {frames.shape}")
         if len(frames) < 2:
             raise DataError(f"{source or 'sequence'}: need at least 2 frames, got {len(frames)}")
+        self._sequence = None
+        self.notes = []
         self.frames = frames
         self.units = units
         self.source = source
@@ -202,14 +207,26 @@ class Session:
         self.events.frame.emit(frame=0)
 
     def open_sequence(self, path: str | Path) -> None:
-        """Read a sequence file through the data readers."""
+        """Read a sequence file through the data readers (fitted to the model's frame size, if any)."""
         from mimviewer.data import open_sequence
 
-        seq = open_sequence(path)
-        meta = seq.meta
-        frames = seq.frames(0, len(seq))
-        units = getattr(meta, "units", None) or (meta.get("units") if isinstance(meta, dict) else None)
-        self.set_sequence(frames, units=units or "intensity", source=str(path), to_physical=seq.to_physical)
+        self._sequence = open_sequence(path)
+        self._show_sequence()
+
+    def _show_sequence(self) -> None:
+        """Show the opened sequence; resized to the main model's frame size when they differ."""
+        from mimviewer.data import fit_to
+
+        opened = seq = self._sequence
+        if seq is None:
+            return
+        slot = self.slots[0]
+        if slot is not None:
+            cfg = slot.model.config
+            seq = fit_to(seq, cfg.height, cfg.width)
+        frames = seq.frames(0, min(len(seq), MAX_FRAMES))
+        self.set_sequence(frames, units=seq.meta.units, source=seq.meta.source, to_physical=seq.to_physical)
+        self._sequence, self.notes = opened, list(seq.meta.transforms)
 
     @property
     def num_frames(self) -> int:
@@ -224,6 +241,10 @@ class Session:
         """Put a model into slot 0 (main) or 1 (compared); clears that slot's results."""
         model.eval()
         self.slots[slot] = ModelSlot(model=model, name=name, source=source)
+        if slot == 0 and self._sequence is not None and self.frames is not None:
+            cfg = model.config
+            if self.frames.shape[2:] != (cfg.height, cfg.width):
+                self._show_sequence()
         self._clear_results(slot)
         if slot == 0 or not self._quantities:
             self._quantities = self.default_quantities()
@@ -293,6 +314,10 @@ class Session:
         self.events.models.emit(slot=-1)
         return self.run_id
 
+    def invalidate_run(self) -> None:
+        """Updates still on their way from a cancelled run will be ignored by :meth:`accept`."""
+        self.run_id += 1
+
     def probe_spec(self, model: RecurrentModel) -> ProbeSpec:
         cfg = model.config
         per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
@@ -328,6 +353,12 @@ class Session:
                 except StopIteration as stop:
                     result = stop.value
                     break
+                except torch.cuda.OutOfMemoryError as exc:
+                    raise OutOfDeviceMemory(
+                        f"{slot.name}: the {dev} device ran out of memory ({exc}); try the CPU"
+                    ) from exc
+                except RuntimeError as exc:  # torch reports shape/device trouble this way
+                    raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
                 frame = step.frame[0].cpu().numpy()
                 maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
                 stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
@@ -345,6 +376,11 @@ class Session:
                 )
             outputs = result.outputs[0]  # (steps, C, H, W)
             yield SlotDone(run, slot_index, result.trace, self.frame_metrics(outputs))
+
+    @staticmethod
+    def devices() -> list[str]:
+        """Devices a user can pick: auto, cpu and every CUDA GPU."""
+        return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
     def frame_metrics(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
         """Metrics of every predicted frame 1..steps, as arrays over the timeline (NaN at frame 0)."""
@@ -419,12 +455,11 @@ class Session:
     # -- display-ready images ------------------------------------------------------------
     def colour_scale(self) -> ColourScale:
         """The one colour scale of GT and predictions (physical units, radar colours for radar)."""
-        lut = _lut("radar") if self.is_radar else _lut("grey")
-        ticks = []
-        for pos in np.linspace(0.0, 1.0, 6):
-            value = float(np.asarray(self.to_physical(np.array([pos], np.float32))).reshape(-1)[0])
-            ticks.append((float(pos), f"{value:.3g}"))
-        return ColourScale(lut=lut, units=self.units, ticks=ticks)
+        units = self.units if self.units in colors.UNITS else "intensity"
+        scale = colors.color_scale(units)
+        bar = scale.colorbar()
+        ticks = [(p, label) for p, label in zip(bar.positions, bar.labels, strict=True) if 0.0 <= p <= 1.0]
+        return ColourScale(lut=scale.lookup_table(), units=f"{bar.title} ({bar.units})", ticks=ticks)
 
     def diff_scale(self) -> ColourScale:
         """Prediction - GT on a diverging scale over [-0.5, 0.5] of the model scale."""
@@ -599,6 +634,12 @@ class Session:
             return None
         return per_step[step]
 
+    def is_vector(self, layer: int, name: str, slot: int = 0) -> bool:
+        """True for the 1-D family's unit vectors (their heatmap is units x steps)."""
+        s = self.slots[slot]
+        maps = None if s is None else s.maps.get(key(layer, name))
+        return maps is not None and maps.ndim == 3
+
     def heatmap_levels(self, layer: int, name: str, slot: int = 0) -> tuple[float, float]:
         """Colour range of a heatmap: [0, 1] for gates and fractions, [-1, 1] for tanh values,
         symmetric around 0 over the whole rollout for memories."""
@@ -640,3 +681,52 @@ class Session:
         stats = {k: v[:, None] for k, v in s.stats.items()}
         spec = ProbeSpec(lo=self._lo, hi=self._hi, channel=self._channel, eps=t.spec.eps)
         return Trace(maps=maps, stats=stats, spec=spec, pre=t.pre, aft=t.aft)
+
+    # -- exports ---------------------------------------------------------------------------
+    def comparison_arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """(GT of context + future frames, {model name: its aft predicted frames}, pre)."""
+        if self.frames is None:
+            raise DataError("open a sequence first")
+        gt = self.frames[: self.pre + self.aft]
+        predictions: dict[str, np.ndarray] = {}
+        for index, slot in self.models:
+            if slot.outputs is None or not slot.finished:
+                raise DataError(f"{slot.name}: inference has not finished yet")
+            name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
+            predictions[name] = slot.outputs[-self.aft :].copy()
+        return gt.copy(), predictions, self.pre
+
+    def metrics_table(self) -> dict[str, np.ndarray]:
+        """Per-frame metrics of every model; column names carry the model's name when there are two."""
+        table: dict[str, np.ndarray] = {}
+        for _, slot in self.models:
+            for name, values in slot.metrics.items():
+                table[name if len(self.models) == 1 else f"{slot.name}:{name}"] = values.copy()
+        return table
+
+    def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
+        """A function that writes one export from a snapshot of the results (safe in a thread).
+
+        kind: "gif"/"mp4" (comparison video), "strip" (PNG), "heatmaps" (PNG of the internals
+        grid at the current step), "metrics" (CSV), "gates" (gate statistics CSV/JSON).
+        """
+        from mimviewer import export
+
+        units = self.units if self.units in colors.UNITS else "intensity"
+        if kind in ("gif", "mp4", "strip"):
+            gt, predictions, pre = self.comparison_arrays()
+            if kind == "strip":
+                return lambda: export.write_strip(path, gt, predictions, pre=pre, units=units)
+            return lambda: export.write_comparison(path, gt, predictions, pre=pre, units=units)
+        if kind == "metrics":
+            table = self.metrics_table()
+            return lambda: export.write_metrics_csv(path, table)
+        trace = self.trace(slot)
+        if trace is None:
+            raise DataError("no internals recorded yet: let inference finish")
+        if kind == "gates":
+            return lambda: export.write_trace_stats(path, trace)
+        if kind == "heatmaps":
+            step, names, reduction = self.step_of_frame(), self.quantities, self._reduction
+            return lambda: export.write_png(path, export.render_heatmap_grid(trace, step, names, reduction))
+        raise ValueError(f"unknown export {kind!r}")

@@ -1,0 +1,125 @@
+"""`mimviewer demo`: the window on the bundled demo model and its synthetic sequence.
+
+Without a display (Linux, no DISPLAY / WAYLAND_DISPLAY) the window is rendered offscreen
+into ``mimviewer-demo.png`` in the current folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mimviewer.errors import MimviewerError
+
+HEADLESS_SCREENSHOT = "mimviewer-demo.png"
+
+
+@dataclass
+class Demo:
+    frames: np.ndarray  # (T, C, H, W) model scale
+    units: str
+    source: str
+    model: Any  # RecurrentModel
+    model_name: str
+    model_source: str
+    note: str = ""  # said on the status bar and stderr when something is missing
+
+
+def _generate(data: dict[str, Any]) -> tuple[np.ndarray, str, str]:
+    """Frames of the demo's generator in model scale, their units and a description."""
+    from mimviewer.data import synthetic, units
+
+    name = str(data.get("generator", "bouncing_digits"))
+    seed = int(data.get("seed", 0))
+    length = int(data.get("length", 20))
+    size = int(data.get("size", 64))
+    if name in ("radar_storms", "storms"):
+        dbz = synthetic.radar_storms(1, length=length, size=size, seed=seed)[0]
+        return units.dbz_to_unit(dbz).astype(np.float32), "dBZ", f"synthetic radar storms (seed {seed})"
+    if name not in ("bouncing_digits", "digits"):
+        raise MimviewerError(f"models/demo.json names an unknown generator {name!r}")
+    frames = synthetic.bouncing_digits(1, length=length, size=size, seed=seed)[0]
+    return frames, "intensity", f"synthetic bouncing digits (seed {seed})"
+
+
+def load_demo() -> Demo:
+    """The bundled demo (models/demo.json); a random-weight ConvLSTM when it is not there yet."""
+    from mimviewer.paths import bundled_models_dir
+
+    folder = bundled_models_dir()
+    spec_path = folder / "demo.json"
+    if spec_path.is_file():
+        try:
+            spec = json.loads(spec_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise MimviewerError(f"{spec_path}: not valid JSON ({exc})") from exc
+        model_file = folder / str(spec.get("model", ""))
+        if model_file.suffix != ".safetensors":
+            model_file = model_file.with_suffix(".safetensors")
+        data = spec.get("data", spec)
+        frames, units, source = _generate(data if isinstance(data, dict) else {"generator": data})
+        from mimviewer.checkpoints import load_checkpoint
+
+        loaded = load_checkpoint(model_file)
+        return Demo(frames, units, source, loaded.model, model_file.name, str(model_file))
+    from mimviewer.nets import create_model
+
+    frames, units, source = _generate({})
+    model = create_model("convlstm", num_hidden=(32, 32), filter_size=3, patch_size=4, height=64, width=64)
+    note = "the bundled demo model is not there yet: showing a ConvLSTM with random weights"
+    return Demo(frames, units, source, model, "convlstm (random weights)", "random weights", note)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="open the window on the bundled demo model and sequence",
+        description="Open the window on the bundled demo model and sequence, inference started. "
+        f"Without a display, renders it offscreen into ./{HEADLESS_SCREENSHOT}.",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument(
+        "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mimviewer.ui.app import has_display, run_window
+
+    screenshot = args.screenshot
+    if screenshot is None and not has_display():
+        screenshot = str(Path.cwd() / HEADLESS_SCREENSHOT)
+        print(
+            f"mimviewer: no display found: rendering the window offscreen into {screenshot}", file=sys.stderr
+        )
+    demo = load_demo()
+    if demo.note:
+        print(f"mimviewer: {demo.note}", file=sys.stderr)
+
+    def setup(window) -> None:
+        window.device_choice.blockSignals(True)
+        window.device_choice.setCurrentText(args.device)
+        window.device_choice.blockSignals(False)
+        window.runner.device = args.device
+        open_demo(window, demo)
+
+    return run_window(setup, screenshot=screenshot)
+
+
+def open_demo(window, demo: Demo) -> None:
+    """Load the demo into a window's session and start inference (also used by the tests)."""
+    from mimviewer.data import units as units_module
+
+    to_physical = units_module.unit_to_dbz if demo.units == "dBZ" else None
+    window.session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
+    window.session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
+    window.runner.start()
+    if demo.note:
+        window.status_text.setText(demo.note)

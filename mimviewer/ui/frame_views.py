@@ -1,0 +1,168 @@
+"""GT | prediction | difference (| second model): linked image views with colour bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+
+from mimviewer.session import ColourScale, Session
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+
+
+def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
+    """A vertical bar of the scale's colours with its tick labels and units."""
+    plot = pg.PlotItem()
+    plot.hideButtons()
+    plot.setMouseEnabled(False, False)
+    plot.setMenuEnabled(False)
+    plot.hideAxis("bottom")
+    plot.hideAxis("left")
+    plot.showAxis("right")
+    plot.setMaximumWidth(80)
+    gradient = pg.ImageItem(scale.lut[:, None, :])  # (256, 1, 3): row 0 at the bottom
+    gradient.setRect(QRectF(0, 0, 1, 1))
+    plot.addItem(gradient)
+    plot.setXRange(0, 1, padding=0)
+    plot.setYRange(0, 1, padding=0)
+    axis = plot.getAxis("right")
+    axis.setTicks([scale.ticks])
+    axis.setLabel(title)
+    return plot
+
+
+def _shorten(text: str, limit: int = 34) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class FramesPanel(QWidget):
+    """One image view per column; the session says what each shows."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.readout = QLabel("move the cursor over a frame to read its values")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.readout)
+        self.views: dict[str, pg.ViewBox] = {}
+        self.images: dict[str, pg.ImageItem] = {}
+        self.titles: dict[str, pg.LabelItem] = {}
+        self.borders: dict[str, QGraphicsRectItem] = {}
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        session.events.sequence.connect(lambda: self.rebuild())
+        session.events.models.connect(lambda slot: self.rebuild())
+        session.events.frame.connect(lambda frame: self.show_frame())
+        session.events.step.connect(self._on_step)
+        self.rebuild()
+
+    # -- layout ---------------------------------------------------------------------------
+    def columns(self) -> list[tuple[str, str]]:
+        """(view key, title) of every column the session has something for."""
+        columns = [("gt", "Ground truth")]
+        for index, slot in self.session.models:
+            columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − GT")]
+        return columns
+
+    def rebuild(self) -> None:
+        self.graphics.clear()
+        self.views, self.images, self.titles, self.borders = {}, {}, {}, {}
+        if self.session.frames is None:
+            self.graphics.addLabel(
+                "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
+            )
+            return
+        height, width = self.session.frames.shape[2:]
+        first: pg.ViewBox | None = None
+        columns = self.columns()
+        for col, (name, title) in enumerate(columns):
+            self.titles[name] = self.graphics.addLabel(title, row=0, col=col, size="10pt")
+            view = self.graphics.addViewBox(row=1, col=col, lockAspect=True, invertY=True, enableMenu=False)
+            image = pg.ImageItem()
+            view.addItem(image)
+            if name != "gt":
+                border = QGraphicsRectItem(QRectF(-0.5, -0.5, width + 1, height + 1))
+                view.addItem(border)
+                self.borders[name] = border
+            if first is None:
+                first = view
+            else:
+                view.setXLink(first)
+                view.setYLink(first)
+            view.setRange(QRectF(0, 0, width, height), padding=0.02)
+            self.views[name], self.images[name] = view, image
+        scale = self.session.colour_scale()
+        bar_col = len(columns)
+        self.graphics.addItem(colour_bar(scale, scale.units), row=1, col=bar_col)
+        if any(n.startswith("diff") for n, _ in columns):
+            diff = self.session.diff_scale()
+            self.graphics.addItem(colour_bar(diff, diff.units), row=1, col=bar_col + 1)
+        self.show_frame()
+
+    # -- content ---------------------------------------------------------------------------
+    def show_frame(self) -> None:
+        """Swap in the already-rendered images of the current frame and mark it."""
+        session = self.session
+        if session.frames is None:
+            return
+        frame = session.frame
+        images = session.images_at(frame)
+        context = session.is_context(frame)
+        colour = CONTEXT_COLOUR if context else PREDICTED_COLOUR
+        kind = "context (one step from true frames)" if context else "predicted"
+        for name, item in self.images.items():
+            rgb = images.get(name)
+            if rgb is None:
+                item.clear()
+            else:
+                item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        for name, title in self.columns():
+            label = self.titles.get(name)
+            if label is None:
+                continue
+            marker = ("context" if context else "future (unseen by the model)") if name == "gt" else kind
+            if name != "gt" and images.get(name) is None:
+                marker = "no prediction of frame 0" if frame == 0 else "not computed yet"
+            label.setText(f"<b>{_shorten(title)}</b><br>frame {frame} · {marker}", color=colour, size="9pt")
+        pen = QPen(QColor(colour))
+        pen.setWidth(4)
+        pen.setCosmetic(True)
+        for border in self.borders.values():
+            border.setPen(pen)
+
+    def _on_step(self, slot: int, t: int) -> None:
+        if t == self.session.frame - 1:
+            self.show_frame()
+
+    def reset_zoom(self) -> None:
+        if self.session.frames is not None and self.views:
+            height, width = self.session.frames.shape[2:]
+            next(iter(self.views.values())).setRange(QRectF(0, 0, width, height), padding=0.02)
+
+    # -- readout -----------------------------------------------------------------------------
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        for name, view in self.views.items():
+            if view.sceneBoundingRect().contains(pos):
+                point = view.mapSceneToView(pos)
+                self.read_value(name, int(np.floor(point.y())), int(np.floor(point.x())))
+                return
+
+    def read_value(self, name: str, y: int, x: int) -> str:
+        """Show (and return) the physical value of view ``name`` at pixel (y, x)."""
+        session = self.session
+        values = []
+        for view in self.views:
+            value = session.value_at(view, session.frame, y, x)
+            if value is not None:
+                marker = "▶" if view == name else ""
+                values.append(f"{marker}{view} {value:.4g}")
+        text = (
+            f"frame {session.frame}, x={x}, y={y} [{session.units}]: " + ", ".join(values) if values else ""
+        )
+        self.readout.setText(text or "outside the frame")
+        return text

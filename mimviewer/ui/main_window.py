@@ -1,0 +1,348 @@
+"""The main window: frame views (centre), timeline (bottom), internals (right), menus, status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QProgressDialog,
+    QPushButton,
+    QWidget,
+)
+from superqt.utils import FunctionWorker
+
+from mimviewer.errors import MimviewerError
+from mimviewer.session import OutOfDeviceMemory, Session
+from mimviewer.ui.frame_views import FramesPanel
+from mimviewer.ui.internals import InternalsPanel
+from mimviewer.ui.settings import Settings
+from mimviewer.ui.timeline import Timeline
+from mimviewer.ui.worker import InferenceRunner
+
+CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".safetensors", ".bin")
+SEQUENCE_FILTER = "Sequences (*.npy *.npz *.h5 *.hdf5 *.mp4 *.avi *.mov *.gif *.png *.jpg);;All files (*)"
+CHECKPOINT_FILTER = "Checkpoints (*.safetensors *.ckpt *.pth *.pt);;All files (*)"
+# Export kinds: (menu text, file filter, default suffix)
+EXPORTS: dict[str, tuple[str, str, str]] = {
+    "gif": ("Comparison as GIF…", "GIF (*.gif)", ".gif"),
+    "mp4": ("Comparison as MP4…", "MP4 video (*.mp4)", ".mp4"),
+    "strip": ("Comparison strip as PNG…", "PNG (*.png)", ".png"),
+    "heatmaps": ("Heatmap grid of this step as PNG…", "PNG (*.png)", ".png"),
+    "metrics": ("Per-frame metrics as CSV…", "CSV (*.csv)", ".csv"),
+    "gates": ("Gate statistics as CSV…", "CSV (*.csv);;JSON (*.json)", ".csv"),
+}
+
+
+class MainWindow(QMainWindow):
+    """Widgets draw and forward intent; the :class:`Session` owns state and maths."""
+
+    exported = Signal(object)  # the written path, or the exception
+
+    def __init__(self, session: Session | None = None, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("mimviewer")
+        self.setObjectName("mimviewer-main")
+        self.setAcceptDrops(True)
+        self.session = session or Session()
+        self.settings = settings or Settings()
+        self.runner = InferenceRunner(self.session, self)
+        self.errors: list[str] = []  # every message shown by show_error (tests read it)
+        self.message_box: QMessageBox | None = None
+        self._export_worker: FunctionWorker | None = None
+        self._export_dialog: QProgressDialog | None = None
+
+        self.frames_panel = FramesPanel(self.session)
+        self.setCentralWidget(self.frames_panel)
+        self.timeline = Timeline(self.session)
+        self.internals = InternalsPanel(self.session)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.status_text = QLabel("ready")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(240)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.statusBar().addWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.failed.connect(self._on_failed)
+
+        self._build_menus()
+        self._restore_layout()
+        self.session.events.sequence.connect(self._update_title)
+        self.session.events.models.connect(lambda slot: self._update_title())
+        self._update_title()
+
+    # -- construction ------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu, text: str, slot: Callable, shortcut: str | QKeySequence | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(
+            file_menu, "Open &sequence…", lambda: self.ask_open("sequence"), QKeySequence.StandardKey.Open
+        )
+        self._action(file_menu, "Open &checkpoint…", lambda: self.ask_open("checkpoint"), "Ctrl+K")
+        self._action(
+            file_menu, "Open checkpoint to &compare…", lambda: self.ask_open("compare"), "Ctrl+Shift+K"
+        )
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        export_menu = file_menu.addMenu("&Export")
+        for kind, (text, _, _) in EXPORTS.items():
+            self._action(export_menu, text, lambda kind=kind: self.ask_export(kind))
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        run_menu = bar.addMenu("&Run")
+        self._action(run_menu, "&Run inference", self.runner.start, "F5")
+        self._action(run_menu, "&Cancel inference", self.runner.cancel, "Ctrl+.")
+        self.device_choice = QComboBox()
+        self.device_choice.addItems(Session.devices())
+        self.device_choice.setToolTip("Device the models run on")
+        self.device_choice.currentTextChanged.connect(self._on_device)
+        toolbar = self.addToolBar("Run")
+        toolbar.setObjectName("toolbar-run")
+        toolbar.addAction("Run", self.runner.start).setToolTip("Run inference (F5)")
+        toolbar.addAction("Cancel", self.runner.cancel).setToolTip("Cancel inference")
+        toolbar.addWidget(QLabel(" device "))
+        toolbar.addWidget(self.device_choice)
+
+        view_menu = bar.addMenu("&View")
+        self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
+        view_menu.addAction(self.timeline_dock.toggleViewAction())
+        view_menu.addAction(self.internals_dock.toggleViewAction())
+
+    # -- layout memory -------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1600, 1000)
+        if not (isinstance(state, QByteArray) and self.restoreState(state)):
+            self.default_layout()
+
+    def default_layout(self) -> None:
+        """Frames large in the centre, internals a third of the width, the timeline a quarter high."""
+        width, height = max(self.width(), 1200), max(self.height(), 800)
+        self.resizeDocks([self.internals_dock], [int(width * 0.4)], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.timeline_dock], [int(height * 0.27)], Qt.Orientation.Vertical)
+
+    def save_layout(self) -> None:
+        self.settings.set_value("window/geometry", self.saveGeometry())
+        self.settings.set_value("window/state", self.saveState())
+
+    def closeEvent(self, event) -> None:
+        self.save_layout()
+        self.shutdown()
+        for dialog in list(self.internals.dialogs):
+            dialog.close()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop every background job (inference, export) and wait for its thread."""
+        from PySide6.QtCore import QThreadPool
+
+        self.runner.cancel()
+        QThreadPool.globalInstance().waitForDone(10_000)
+
+    # -- opening files ---------------------------------------------------------------------------
+    def ask_open(self, kind: str) -> None:
+        filters = SEQUENCE_FILTER if kind == "sequence" else CHECKPOINT_FILTER
+        path, _ = QFileDialog.getOpenFileName(self, f"Open {kind}", "", filters)
+        if path:
+            self.open_paths(**{kind: path})
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for kind in ("sequence", "checkpoint"):
+            for path in self.settings.recent_files(kind):
+                self._action(
+                    self.recent_menu, f"{kind}: {path}", lambda p=path, k=kind: self.open_paths(**{k: p})
+                )
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+
+    def open_paths(
+        self,
+        sequence: str | Path | None = None,
+        checkpoint: str | Path | None = None,
+        compare: str | Path | None = None,
+        *,
+        run: bool = True,
+    ) -> bool:
+        """Open files (any of them), then start inference when a sequence and a model are there."""
+        try:
+            if sequence is not None:
+                self.runner.cancel()
+                self.session.open_sequence(sequence)
+                self.settings.add_recent("sequence", sequence)
+            if checkpoint is not None:
+                self.runner.cancel()
+                self.session.load_checkpoint(checkpoint, slot=0)
+                self.settings.add_recent("checkpoint", checkpoint)
+            if compare is not None:
+                self.runner.cancel()
+                self.session.load_checkpoint(compare, slot=1)
+                self.settings.add_recent("checkpoint", compare)
+        except MimviewerError as exc:
+            self.show_error("Could not open the file", str(exc))
+            return False
+        except Exception as exc:  # an unexpected failure must not take the window down
+            self.show_error("Could not open the file", f"{type(exc).__name__}: {exc}")
+            return False
+        if run:
+            self.runner.start()
+        return True
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        self.open_dropped(paths)
+        event.acceptProposedAction()
+
+    def open_dropped(self, paths: list[Path]) -> None:
+        """Checkpoints by suffix (a second one is compared), anything else is a sequence."""
+        checkpoints = [p for p in paths if p.suffix.lower() in CHECKPOINT_SUFFIXES]
+        sequences = [p for p in paths if p not in checkpoints]
+        self.open_paths(
+            sequence=sequences[0] if sequences else None,
+            checkpoint=checkpoints[0] if checkpoints else None,
+            compare=checkpoints[1] if len(checkpoints) > 1 else None,
+        )
+
+    # -- messages ----------------------------------------------------------------------------------
+    def show_error(self, title: str, message: str, *, offer_cpu: bool = False) -> QMessageBox:
+        """Every error goes through here: a non-modal message box, the window stays usable."""
+        self.errors.append(message)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Close, self)
+        if offer_cpu:
+            cpu = box.addButton("Run on CPU", QMessageBox.ButtonRole.AcceptRole)
+            cpu.clicked.connect(lambda: (self.device_choice.setCurrentText("cpu"), self.runner.start()))
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.show()
+        self.message_box = box
+        self.status_text.setText(f"error: {message.splitlines()[0] if message else title}")
+        return box
+
+    def _on_failed(self, exc: Exception) -> None:
+        if isinstance(exc, OutOfDeviceMemory):
+            self.show_error("Out of device memory", f"{exc}\n\nRun on the CPU instead?", offer_cpu=True)
+        else:
+            self.show_error(
+                "Inference failed",
+                str(exc) if isinstance(exc, MimviewerError) else f"{type(exc).__name__}: {exc}",
+            )
+
+    def _on_progress(self, done: int, total: int, text: str) -> None:
+        running = self.runner.is_running
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status_text.setText(text)
+
+    def _on_device(self, name: str) -> None:
+        self.runner.device = name
+        if self.session.models and self.session.frames is not None:
+            self.runner.start()
+
+    def _update_title(self) -> None:
+        parts = [Path(self.session.source).name if self.session.source else ""]
+        parts += [slot.name for _, slot in self.session.models]
+        shown = " · ".join(p for p in parts if p)
+        self.setWindowTitle(f"mimviewer — {shown}" if shown else "mimviewer")
+
+    # -- keys -----------------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        actions = {
+            Qt.Key.Key_Space: self.timeline.toggle_play,
+            Qt.Key.Key_Left: lambda: self.timeline.step(-1),
+            Qt.Key.Key_Right: lambda: self.timeline.step(+1),
+            Qt.Key.Key_Home: lambda: self.timeline.jump(to_end=False),
+            Qt.Key.Key_End: lambda: self.timeline.jump(to_end=True),
+        }
+        action = actions.get(Qt.Key(event.key()))
+        if action is None:
+            super().keyPressEvent(event)
+            return
+        action()
+        event.accept()
+
+    # -- export ------------------------------------------------------------------------------------
+    def ask_export(self, kind: str) -> None:
+        text, filters, suffix = EXPORTS[kind]
+        stem = Path(self.session.source).stem or "mimviewer"
+        path, _ = QFileDialog.getSaveFileName(self, text.rstrip("…"), f"{stem}-{kind}{suffix}", filters)
+        if path:
+            self.export(kind, path)
+
+    def export(self, kind: str, path: str | Path) -> None:
+        """Write one export in a worker thread behind a progress dialog; ``exported`` tells the end."""
+        if not self.session.finished or not self.session.models:
+            self.show_error(
+                "Nothing to export yet", "Open a sequence and a checkpoint and let inference finish."
+            )
+            return
+        job = self.session.export_job(kind, Path(path))
+        dialog = QProgressDialog(f"Writing {Path(path).name}…", "", 0, 0, self)
+        dialog.setWindowTitle("Export")
+        dialog.setCancelButton(None)
+        dialog.setMinimumDuration(0)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.show()
+        worker = FunctionWorker(job)
+        worker.returned.connect(lambda written: self._export_done(written, None))
+        worker.errored.connect(lambda exc: self._export_done(None, exc))
+        self._export_worker, self._export_dialog = worker, dialog
+        worker.start()
+
+    def _export_done(self, written: Path | None, exc: Exception | None) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.close()
+        self._export_worker = self._export_dialog = None
+        if exc is not None:
+            self.show_error("Export failed", str(exc))
+            self.exported.emit(exc)
+        else:
+            self.status_text.setText(f"wrote {written}")
+            self.exported.emit(written)

@@ -1,0 +1,200 @@
+"""One timeline for everything: slider, play/pause, fps, loop, and per-frame metric curves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mimviewer.session import Session
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+
+MODEL_PENS = ("#dc2626", "#7c3aed")  # slot 0, slot 1
+
+
+class Timeline(QWidget):
+    """Drives ``session.frame``; plays with a QTimer; clicking a metric curve jumps there."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.play_button = QToolButton(text="▶")
+        self.play_button.setToolTip("Play / pause (Space)")
+        self.play_button.setCheckable(True)
+        self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.play_button.toggled.connect(self.set_playing)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Frame (Left/Right step, Home/End jump)")
+        self.slider.valueChanged.connect(self._on_slider)
+        self.frame_label = QLabel()
+        self.frame_label.setMinimumWidth(220)
+        self.fps = QSpinBox(minimum=1, maximum=60, value=4, suffix=" fps")
+        self.fps.setToolTip("Playback speed")
+        self.fps.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
+        self.loop = QCheckBox("loop")
+        self.loop.setChecked(True)
+        self.loop.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.metric = QComboBox()
+        self.metric.setToolTip("Per-frame score shown below (lower MSE / higher SSIM, CSI is better)")
+        self.metric.currentTextChanged.connect(lambda _: self.refresh_curves())
+        self.timer = QTimer(self)
+        self.timer.setInterval(250)
+        self.timer.timeout.connect(self.advance)
+
+        controls = QHBoxLayout()
+        for widget in (
+            self.play_button,
+            self.slider,
+            self.frame_label,
+            self.fps,
+            self.loop,
+            QLabel("metric"),
+            self.metric,
+        ):
+            controls.addWidget(widget, 1 if widget is self.slider else 0)
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(120)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setLabel("bottom", "frame")
+        self.plot.addLegend(offset=(-10, 5))
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=2))
+        self.context_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(37, 99, 235, 30))
+        self.context_region.setZValue(-10)
+        self.plot.addItem(self.context_region)
+        self.plot.addItem(self.cursor)
+        self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
+        self.curves: dict[int, pg.PlotDataItem] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addLayout(controls)
+        layout.addWidget(self.plot, 1)
+
+        session.events.sequence.connect(lambda: self.reset())
+        session.events.models.connect(lambda slot: self.reset())
+        session.events.frame.connect(lambda frame: self.show_frame())
+        session.events.finished.connect(lambda slot: self.refresh_metrics())
+        self.reset()
+
+    # -- state from the session -----------------------------------------------------------
+    def reset(self) -> None:
+        length = self.session.timeline_length
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(length - 1, 0))
+        self.slider.blockSignals(False)
+        self.context_region.setRegion((-0.5, self.session.pre - 0.5))
+        self.plot.setXRange(-0.5, max(length - 0.5, 0.5), padding=0)
+        self.refresh_metrics()
+        self.show_frame()
+
+    def show_frame(self) -> None:
+        session = self.session
+        frame = session.frame
+        self.slider.blockSignals(True)
+        self.slider.setValue(frame)
+        self.slider.blockSignals(False)
+        self.cursor.setValue(frame)
+        if session.frames is None:
+            self.frame_label.setText("no sequence")
+            return
+        kind = "context" if session.is_context(frame) else "predicted"
+        colour = CONTEXT_COLOUR if session.is_context(frame) else PREDICTED_COLOUR
+        self.frame_label.setText(
+            f"frame {frame} / {session.timeline_length - 1} · <b style='color:{colour}'>{kind}</b>"
+        )
+
+    def refresh_metrics(self) -> None:
+        """Offer every metric the finished rollouts have, keeping the user's choice."""
+        names: list[str] = []
+        for _, slot in self.session.models:
+            names += [n for n in slot.metrics if n not in names]
+        current = self.metric.currentText()
+        self.metric.blockSignals(True)
+        self.metric.clear()
+        self.metric.addItems(names)
+        default = current if current in names else ("mse" if "mse" in names else (names[0] if names else ""))
+        self.metric.setCurrentText(default)
+        self.metric.blockSignals(False)
+        self.refresh_curves()
+
+    def refresh_curves(self) -> None:
+        name = self.metric.currentText()
+        for curve in self.curves.values():
+            self.plot.removeItem(curve)
+        self.curves = {}
+        legend = self.plot.plotItem.legend
+        if legend is not None:
+            legend.clear()
+        for index, slot in self.session.models:
+            values = slot.metrics.get(name)
+            if values is None:
+                continue
+            frames = np.arange(len(values))
+            self.curves[index] = self.plot.plot(
+                frames,
+                values,
+                pen=pg.mkPen(MODEL_PENS[index], width=2),
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=MODEL_PENS[index],
+                name=f"{slot.name}",
+                connect="finite",
+            )
+        self.plot.setLabel("left", name)
+
+    # -- user intent ---------------------------------------------------------------------------
+    def _on_slider(self, value: int) -> None:
+        self.session.frame = value
+
+    def _on_plot_clicked(self, event) -> None:
+        view = self.plot.plotItem.vb
+        if not view.sceneBoundingRect().contains(event.scenePos()):
+            return
+        x = view.mapSceneToView(event.scenePos()).x()
+        if math.isfinite(x):
+            self.session.frame = round(x)
+
+    def step(self, delta: int) -> None:
+        self.session.frame = self.session.frame + delta
+
+    def jump(self, to_end: bool) -> None:
+        self.session.frame = self.session.timeline_length - 1 if to_end else 0
+
+    def toggle_play(self) -> None:
+        self.play_button.toggle()
+
+    def set_playing(self, playing: bool) -> None:
+        self.play_button.setText("⏸" if playing else "▶")
+        if playing:
+            if self.session.frame >= self.session.timeline_length - 1:
+                self.session.frame = 0
+            self.timer.start(int(1000 / self.fps.value()))
+        else:
+            self.timer.stop()
+
+    @property
+    def playing(self) -> bool:
+        return self.timer.isActive()
+
+    def advance(self) -> None:
+        last = self.session.timeline_length - 1
+        if self.session.frame < last:
+            self.session.frame += 1
+        elif self.loop.isChecked():
+            self.session.frame = 0
+        else:
+            self.play_button.setChecked(False)

@@ -1,0 +1,84 @@
+"""Runs the session's inference generator in a thread (superqt GeneratorWorker).
+
+The worker thread does the device work and renders images (``Session.inference``); every
+yielded update arrives on the main thread through a queued signal and is handed to
+``Session.accept``, which only stores it. A new request cancels the one before.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+from superqt.utils import GeneratorWorker
+
+from mimviewer.session import Session, SlotDone, StepUpdate
+
+
+class InferenceRunner(QObject):
+    """Start / cancel rollouts and report progress; one run at a time."""
+
+    progress = Signal(int, int, str)  # done steps, total steps, text
+    finished = Signal(bool)  # True when every model finished, False when cancelled or failed
+    failed = Signal(object)  # the exception
+
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.device = "auto"
+        self._worker: GeneratorWorker | None = None
+        self._total = 0
+        self._done = 0
+
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None
+
+    def start(self) -> None:
+        """Cancel what runs, clear the old results and roll out every model again."""
+        self.cancel()
+        session = self.session
+        if session.frames is None or not session.models:
+            return
+        run = session.start_run()
+        self._total = session.steps * len(session.models)
+        self._done = 0
+        worker = GeneratorWorker(session.inference, run, device=self.device)
+        # Signals already queued when a run is cancelled still arrive: each handler checks
+        # that its worker is the current one.
+        worker.yielded.connect(lambda update: self._on_yielded(worker, update))
+        worker.errored.connect(lambda exc: self._on_errored(worker, exc))
+        worker.returned.connect(lambda _result: self._on_returned(worker))
+        self._worker = worker
+        self.progress.emit(0, self._total, f"running on {self.device}…")
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running worker to stop after its current step (returns at once)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.quit()
+            self.session.invalidate_run()  # anything still queued from it is ignored
+            self.progress.emit(0, 0, "inference cancelled")
+            self.finished.emit(False)
+
+    def _on_yielded(self, worker: GeneratorWorker, update: StepUpdate | SlotDone) -> None:
+        if worker is not self._worker or not self.session.accept(update):
+            return
+        if isinstance(update, StepUpdate) and worker is self._worker:
+            self._done += 1
+            name = self.session.slots[update.slot].name
+            self.progress.emit(self._done, self._total, f"{name}: step {update.t + 1}/{update.steps}")
+
+    def _on_returned(self, worker: GeneratorWorker) -> None:
+        if worker is not self._worker:
+            return
+        self._worker = None
+        self.progress.emit(self._total, self._total, "inference finished")
+        self.finished.emit(True)
+
+    def _on_errored(self, worker: GeneratorWorker, exc: Exception) -> None:
+        if worker is not self._worker:
+            return
+        self._worker = None
+        self.progress.emit(0, 0, "inference failed")
+        self.failed.emit(exc)
+        self.finished.emit(False)
