@@ -45,7 +45,7 @@ QUANTITIES: dict[str, str] = {
     "S.o": "MIM-S output gate",
     "T": "MIM-S output, replaces the forget path of C",
     "R": "E3D-LSTM recall attention output",
-    "r": "SRU reset gate",
+    "r": "SRU reset gate; E3D-LSTM recall gate (the attention query)",
     "P": "LSTMP projected hidden state",
     "Z": "PredRNN++ gradient highway state (GHU output, read by layer 2 instead of layer 1's H)",
     "Z.p": "PredRNN++ gradient highway candidate (tanh)",

@@ -142,6 +142,13 @@ def main() -> int:
         ("mim", dict(layer_norm=False, patch_size=4, channels=1, filter_size=5, num_hidden=(6, 6, 6, 6))),
         ("mim", dict(layer_norm=True, patch_size=1, channels=3, num_hidden=(4, 4))),
         ("mim", dict(layer_norm=False, num_hidden=(8,))),
+        ("mim", dict(layer_norm=True, pre=10, aft=10, num_hidden=(8, 8, 8, 8))),  # long rollout
+        # OpenSTL's E3D-LSTM ignores filter_size and always uses (2, 5, 5) kernels
+        ("e3d_lstm", dict(layer_norm=False, filter_size=5, num_hidden=(4, 4))),
+        ("e3d_lstm", dict(layer_norm=True, filter_size=5, num_hidden=(4, 4, 4))),
+        ("e3d_lstm", dict(layer_norm=False, filter_size=5, patch_size=1, channels=3, num_hidden=(3,))),
+        ("e3d_lstm", dict(layer_norm=True, filter_size=5, patch_size=4, channels=1, num_hidden=(4, 4))),
+        ("e3d_lstm", dict(layer_norm=True, filter_size=5, pre=10, aft=10, num_hidden=(6, 6, 6))),
     ]
     worst = 0.0
     for arch, changes in cases:

@@ -2,6 +2,7 @@
 
 from mimviewer.nets import (
     convlstm,  # noqa: F401  (registers)
+    e3d_lstm,  # noqa: F401  (registers)
     mim,  # noqa: F401  (registers)
     predrnn,  # noqa: F401  (registers)
     predrnn_pp,  # noqa: F401  (registers)

@@ -78,11 +78,12 @@ class PeepholeConvLSTM(nn.Module):
         i_x, g_x, f_x, o_x = torch.split(self.conv_x_concat(x), self.hidden, dim=1)
         i_h, g_h, f_h, o_h = torch.split(self.conv_h_concat(h), self.hidden, dim=1)
         w_ic, w_fc = torch.split(self.ct_weight, self.hidden, dim=0)
-        i = torch.sigmoid(i_x + i_h + w_ic * c)
-        f = torch.sigmoid(f_x + f_h + w_fc * c + FORGET_BIAS)
-        g = torch.tanh(g_x + g_h)
+        # (terms summed in OpenSTL's order, so that float32 rounding matches it too)
+        i = torch.sigmoid(i_h + w_ic * c + i_x)
+        f = torch.sigmoid(f_h + w_fc * c + f_x + FORGET_BIAS)
+        g = torch.tanh(g_h + g_x)
         c_new = f * c + i * g
-        o = torch.sigmoid(o_x + o_h + self.oc_weight * c_new)
+        o = torch.sigmoid(o_h + o_x + self.oc_weight * c_new)
         h_new = o * torch.tanh(c_new)
         return PeepholeOutput(i, f, g, o, c_new, h_new)
 
