@@ -139,7 +139,7 @@ def run_case(
         our_loss = F.mse_loss(our_frames, frames[:, 1:])
         auxiliary = ours.auxiliary_loss()
         if auxiliary is not None:
-            our_loss = our_loss + auxiliary
+            our_loss = our_loss + args.decouple_beta * auxiliary
         loss_diff = (our_loss - their_loss).abs().item()
         line += f", |loss diff| = {loss_diff:.3g} (loss {their_loss.item():.5f})"
         diff = max(diff, loss_diff)

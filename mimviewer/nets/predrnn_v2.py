@@ -19,8 +19,6 @@ from mimviewer.nets.predrnn import PredRNN, PredRNNState
 from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
-DEFAULT_DECOUPLE_BETA = 0.1  # weight of the decoupling loss (OpenSTL's decouple_beta)
-
 
 @register_model(
     "predrnn_v2",
@@ -59,15 +57,9 @@ class PredRNNv2(PredRNN):
             x = out.h
         return self.conv_last(x), PredRNNState(layers, m)
 
-    def decoupling_loss(self) -> torch.Tensor | None:
-        """Unweighted decoupling loss of the last forward pass; None if it ran without gradients."""
+    def auxiliary_loss(self) -> torch.Tensor | None:
+        """The decoupling loss of the last forward pass, unweighted (the trainer applies its weight,
+        OpenSTL's ``decouple_beta`` = 0.1); None when that pass ran without gradients."""
         if not self._decoupling_terms:
             return None
         return torch.stack(self._decoupling_terms).mean()
-
-    def auxiliary_loss(self) -> torch.Tensor | None:
-        """``beta * decoupling_loss`` (beta = options["decouple_beta"], default 0.1): add it to the MSE."""
-        loss = self.decoupling_loss()
-        if loss is None:
-            return None
-        return self.config.options.get("decouple_beta", DEFAULT_DECOUPLE_BETA) * loss
