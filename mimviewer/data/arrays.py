@@ -107,7 +107,15 @@ class LazyArraySequence(Sequence):
         if time_window is not None:
             self._offset, length = time_window
         self._array, self._layout, self._sequence, self._keep = array, layout, sequence, keep
+        self._source = source
         self._stored_range = value_range or default_value_range(np.dtype(array.dtype))
+        if value_range is None and units == "intensity" and np.issubdtype(np.dtype(array.dtype), np.floating):
+            peak = float(np.nanmax(self._raw(0, min(length, 1)), initial=0.0))
+            if peak > 1.0 + 1e-3:  # float frames saved as 0..255 (a common slip): say so, do not clip
+                self._stored_range = (0.0, 255.0) if peak <= 255.0 else (0.0, peak)
+                transforms.append(
+                    f"float values up to {peak:g} in frame 0: read as 0..{self._stored_range[1]:g}"
+                )
         size = (dims["H"], dims["W"])
         meta = SequenceMeta(
             source=source,
@@ -129,6 +137,11 @@ class LazyArraySequence(Sequence):
         super().__init__(length, meta, dims.get("C", 1))
 
     def _read(self, start: int, stop: int) -> np.ndarray:
+        block = self._raw(start, stop)
+        return to_model_scale(block, self.meta.units, self._stored_range, self.meta.zr)
+
+    def _raw(self, start: int, stop: int) -> np.ndarray:
+        """Stored values of frames start..stop-1 as (T, C, H, W), only those read from disk."""
         index = []
         for axis in self._layout:
             if axis == "N":
@@ -140,14 +153,13 @@ class LazyArraySequence(Sequence):
         try:
             block = np.asarray(self._array[tuple(index)])
         except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{self.meta.source}: cannot read frames {start}..{stop - 1} ({exc})") from exc
+            raise DataError(f"{self._source}: cannot read frames {start}..{stop - 1} ({exc})") from exc
         kept = [axis for axis in self._layout if axis != "N"]
         if "T" not in kept:
             block, kept = block[None], ["T", *kept]
         if "C" not in kept:
             block, kept = block[None], ["C", *kept]
-        block = block.transpose([kept.index(axis) for axis in "TCHW"])
-        return to_model_scale(block, self.meta.units, self._stored_range, self.meta.zr)
+        return block.transpose([kept.index(axis) for axis in "TCHW"])
 
 
 def _npy_member_memmap(path: Path, name: str) -> np.ndarray | None:

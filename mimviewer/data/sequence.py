@@ -160,7 +160,7 @@ class ArraySequence(Sequence):
         self._frames = frames
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self._frames[start:stop], np.float32)
+        return np.array(self._frames[start:stop], np.float32)  # a copy: callers may write to it
 
 
 def from_array(

@@ -118,6 +118,15 @@ def test_npy_of_our_generator_layout_and_explicit_layout(tmp_path):
     np.testing.assert_array_equal(seq.frames()[:, 0], frames[1, :, 0])
 
 
+def test_float_frames_saved_as_0_to_255_are_not_clipped(tmp_path):
+    frames = np.random.default_rng(6).integers(0, 256, (4, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "f.npy", frames)
+    seq = open_sequence(tmp_path / "f.npy")
+    np.testing.assert_allclose(seq.frames(), frames / 255.0, rtol=1e-6)
+    assert any("read as 0..255" in note for note in seq.meta.transforms)
+    assert seq.to_physical(seq.frames(1, 2)) == pytest.approx(frames[1:2])
+
+
 def test_npz_members_stored_or_compressed(tmp_path):
     data = np.random.default_rng(2).integers(0, 256, (6, 4, 8, 8), dtype=np.uint8)  # TNHW
     np.savez(tmp_path / "stored.npz", clips=data, labels=np.arange(4))
