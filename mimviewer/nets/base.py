@@ -3,6 +3,7 @@
 A model implements two methods:
 
 * ``init_state(batch, like)`` -> any structure of zero tensors (allocated once per rollout);
+  a cell may hold ``None`` for a zero tensor whose work it can skip exactly (ConvLSTM's H);
 * ``step(x, state, probe)`` -> ``(y, state)`` where ``x`` is the patchified input frame
   ``(B, p*p*C, H', W')`` and ``y`` the patchified prediction of the next frame.
 

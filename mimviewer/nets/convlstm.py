@@ -22,10 +22,13 @@ class ConvLSTMCell(nn.Module):
         self.conv_h = conv_block(hidden, 4 * hidden, k, config)
 
     def forward(
-        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor, probe: Probe, layer: int
+        self, x: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor, probe: Probe, layer: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        i_x, f_x, g_x, o_x = torch.split(self.conv_x(x), self.hidden, dim=1)
-        i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
+        """``h=None`` is the zero state without LayerNorm: conv_h(0) = 0, so it is not computed."""
+        x_gates = self.conv_x(x)
+        h_gates = torch.zeros_like(x_gates) if h is None else self.conv_h(h)
+        i_x, f_x, g_x, o_x = torch.split(x_gates, self.hidden, dim=1)
+        i_h, f_h, g_h, o_h = torch.split(h_gates, self.hidden, dim=1)
         i = torch.sigmoid(i_x + i_h)
         f = torch.sigmoid(f_x + f_h)
         g = torch.tanh(g_x + g_h)
@@ -55,9 +58,12 @@ class ConvLSTM(RecurrentModel):
         )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
 
-    def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
+        """Per layer (H, C), all zeros. Without LayerNorm H is None: conv_h of a zero H is zero
+        (the convs have no bias), so the first step skips it; OpenSTL computes it."""
         cfg = self.config
-        return [(like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width),) * 2 for n in cfg.num_hidden]
+        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        return [(z if cfg.layer_norm else None, z) for z in zeros]
 
     def step(self, x: torch.Tensor, state: list, probe: Probe) -> tuple[torch.Tensor, list]:
         new_state = []
