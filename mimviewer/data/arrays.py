@@ -188,8 +188,8 @@ def _npy_member_memmap(path: Path, name: str) -> np.ndarray | None:
 def open_npy(path: Path, **options) -> Sequence:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from exc
+    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, TokenError)
+        raise DataError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from exc
     return LazyArraySequence(array, source=str(path), kind="npy", **options)
 
 
@@ -205,8 +205,10 @@ def open_npz(path: Path, *, key: str | None = None, **options) -> Sequence:
             array = _npy_member_memmap(path, key + ".npy")
             if array is None:  # compressed: the member must be inflated whole
                 array = archive[key]
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise DataError(f"{path}: not a readable .npz archive ({exc})") from exc
+    except DataError:
+        raise
+    except Exception as exc:  # damaged zip, header or deflate stream (BadZipFile, zlib.error, ...)
+        raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from exc
     return LazyArraySequence(array, source=str(path), kind="npz", extra={"key": key}, **options)
 
 

@@ -361,6 +361,29 @@ def test_truncated_or_corrupt_files_of_every_kind_name_the_file(tmp_path):
             open_sequence(tmp_path / name).frames()
 
 
+def scramble(path: Path, start: int, count: int) -> Path:
+    data = bytearray(path.read_bytes())
+    for i in range(start, min(start + count, len(data))):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_headers_and_compressed_streams_name_the_file(tmp_path):
+    np.save(tmp_path / "header.npy", np.zeros((4, 8, 8)))
+    scramble(tmp_path / "header.npy", 12, 30)  # inside the .npy header's dict
+    np.savez_compressed(tmp_path / "deflate.npz", x=np.random.default_rng(0).random((4, 16, 16)))
+    scramble(tmp_path / "deflate.npz", 200, 400)  # inside the deflate stream
+    with h5py.File(tmp_path / "gzip.h5", "w") as f:
+        f.create_dataset(
+            "x", data=np.random.default_rng(0).random((4, 64, 64)), compression="gzip", chunks=(1, 64, 64)
+        )
+    scramble(tmp_path / "gzip.h5", (tmp_path / "gzip.h5").stat().st_size // 2, 2000)  # inside a chunk
+    for name in ("header.npy", "deflate.npz", "gzip.h5"):
+        with pytest.raises(DataError, match=rf"{name}: "):
+            open_sequence(tmp_path / name).frames()
+
+
 def test_a_corrupt_image_in_a_folder_is_named_when_read(tmp_path):
     for t in range(3):
         imageio.imwrite(tmp_path / f"f{t}.png", np.full((16, 16), 60 * t, np.uint8))
