@@ -22,8 +22,9 @@ checkpoints depend on (so they are kept):
 * the output gate is ``sigmoid(tanh(o_x + o_h + o_c + o_m))``;
 * the cell returns the global memory M it was given, not the new one, so the M carried
   between layers and steps stays at its initial zeros; the new M of each step still feeds
-  the output gate and H. Probe "M" records that new M. (Because nothing is carried, each
-  layer may have its own hidden size.)
+  the output gate and H. Probe "M" records that new M. Since conv_gm only ever sees zeros,
+  its kernel gets no gradient (with layer norm only its LayerNorm bias matters); and because
+  nothing is carried, each layer may have its own hidden size.
 Where OpenSTL cannot run, the original E3D-LSTM code decides: with ``window_length -
 window_stride > 1`` OpenSTL feeds a single frame to the 3-D convs between window rebuilds (a
 shape error); the original runs the layers only on rebuild steps, and in between repeats the
