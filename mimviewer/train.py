@@ -43,6 +43,10 @@ from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_co
 SYNTHETIC = ("digits", "storms")
 SCHEDULES = ("cosine", "onecycle", "constant")
 SAMPLINGS = ("linear", "reverse", "none")
+LOSSES = ("mse", "bmse")
+# Balanced MSE of the HKO-7 benchmark (Shi et al. 2017): a pixel whose true rain rate is at
+# least THRESHOLD mm/h weighs WEIGHT, so the rare heavy rain is not blurred away.
+BMSE_WEIGHTS: tuple[tuple[float, float], ...] = ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0))
 
 # Seeds of the synthetic sets, far apart so that training, validation and test never overlap.
 TRAIN_SEED_STRIDE = 1_000_000  # batch k of a run with seed s uses s * stride + k
@@ -65,6 +69,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (after linear warmup), onecycle, constant
     warmup: int = 50  # warmup steps of the cosine schedule
     clip: float = 1.0  # gradient-norm clip; 0 disables
+    loss: str = "mse"  # mse, or bmse (balanced MSE; radar data in dBZ only)
     sampling: str = "linear"  # scheduled sampling: linear, reverse, none
     sampling_stop: float = 0.6  # fraction of the run after which eta has reached its final value
     sampling_start: float = 0.2  # reverse only: fraction of the run before eta starts to move
@@ -79,6 +84,8 @@ class TrainConfig:
             raise MimviewerError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if self.sampling not in SAMPLINGS:
             raise MimviewerError(f"unknown sampling {self.sampling!r}; use one of {', '.join(SAMPLINGS)}")
+        if self.loss not in LOSSES:
+            raise MimviewerError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if self.steps < 1 or self.batch_size < 1:
             raise MimviewerError(f"steps and batch size must be >= 1, got {self.steps}, {self.batch_size}")
 
@@ -279,12 +286,32 @@ def configure_device(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def loss_of(model: RecurrentModel, frames: torch.Tensor, mask: torch.Tensor | None, aux_weight: float):
-    """MSE of every step's output against the frame it predicts, plus the auxiliary loss."""
+def balanced_weights(truth: torch.Tensor) -> torch.Tensor:
+    """Per-pixel B-MSE weights of frames in model scale (dBZ data): 1, 2, 5, 10, 30 by rain rate."""
+    from mimviewer.data.units import rain_rate_to_unit
+
+    weights = torch.ones_like(truth)
+    previous = 1.0
+    for rain, weight in BMSE_WEIGHTS:
+        weights += (weight - previous) * (truth >= float(rain_rate_to_unit(rain))).to(truth.dtype)
+        previous = weight
+    return weights
+
+
+def loss_of(
+    model: RecurrentModel,
+    frames: torch.Tensor,
+    mask: torch.Tensor | None,
+    aux_weight: float,
+    kind: str = "mse",
+) -> torch.Tensor:
+    """(Balanced) MSE of every step's output against the frame it predicts, plus the auxiliary loss."""
     cfg = model.config
     steps = cfg.pre + cfg.aft - 1
     outputs = model(frames, cfg.pre, cfg.aft, sampling_mask=mask)  # (B, steps, C, H, W)
-    loss = torch.nn.functional.mse_loss(outputs.float(), frames[:, 1 : steps + 1])
+    truth = frames[:, 1 : steps + 1]
+    squared = (outputs.float() - truth) ** 2
+    loss = (squared * balanced_weights(truth)).mean() if kind == "bmse" else squared.mean()
     aux = model.auxiliary_loss()
     if aux is not None:
         loss = loss + aux_weight * aux.float()
@@ -323,6 +350,8 @@ def train(
     model_cfg = cfg.model_config()
     pre, aft = model_cfg.pre, model_cfg.aft
     data = make_data(cfg, pre + aft)
+    if cfg.loss == "bmse" and data.units != "dBZ":
+        raise MimviewerError(f"--loss bmse weighs rain rates and needs radar data in dBZ, not {data.units}")
 
     state_path = run_dir / "train_state.pt"
     if resume:
@@ -375,7 +404,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_of(model, frames, None if mask is None else mask.to(dev), cfg.aux_weight)
+            loss = loss_of(model, frames, None if mask is None else mask.to(dev), cfg.aux_weight, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip > 0:

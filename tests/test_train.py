@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from mimviewer.cli import build_parser, main
+from mimviewer.errors import MimviewerError
 from mimviewer.train import (
     TrainConfig,
+    balanced_weights,
     evaluate,
     learning_rate,
     make_data,
@@ -138,3 +140,13 @@ def test_cli_trains_and_resumes_a_run(tmp_path, capsys):
 def test_resuming_a_folder_without_a_run_is_one_clear_error(tmp_path, capsys):
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_balanced_mse_weighs_heavy_rain_and_refuses_non_radar_data(tmp_path):
+    from mimviewer.data.units import rain_rate_to_unit
+
+    rain = torch.tensor([0.0, 1.0, 3.0, 7.0, 20.0, 50.0])  # mm/h
+    unit = torch.tensor([float(rain_rate_to_unit(r)) if r > 0 else 0.0 for r in rain.tolist()])
+    assert balanced_weights(unit).tolist() == [1.0, 1.0, 2.0, 5.0, 10.0, 30.0]
+    with pytest.raises(MimviewerError, match="needs radar data in dBZ"):
+        train(tiny_config(loss="bmse"), tmp_path, log=lambda _: None)
