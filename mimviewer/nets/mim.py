@@ -18,10 +18,11 @@ OpenSTL runs MIM-N on that zero and throws every result away, so its state stays
 (zero) and the MIM block reads Dn = 0. We skip that wasted call: at step 0 the MIM-N gates
 are not recorded, and D, N and Dn are recorded as the zeros that are in play.
 
-Two deliberate departures from OpenSTL, neither changes a single output of one rollout:
-OpenSTL keeps MIM-S's cell state S on the module between calls (so one batch leaks into
-the next, and detaches it at every step so that this leak does not break backward); here
-S is ordinary rollout state that starts at zero for every sequence, so it is not detached.
+Departures from OpenSTL: it keeps MIM-S's cell state S on the module between calls, so one
+batch leaks into the next (and a batch of another size fails); here S is ordinary rollout
+state that starts at zero for every sequence. OpenSTL also detaches S at every step, which
+only that leak makes necessary; here gradients flow through S like through every other
+state. On a fresh module the outputs are identical (tools/parity_mim_e3d.py checks both).
 """
 
 from __future__ import annotations
