@@ -10,9 +10,13 @@ Flavours (DESIGN.md, "Checkpoints"):
 * ``state-dict`` — a raw state dict (``.pth``), keys possibly prefixed with ``module.``.
 
 Pickled files are read with ``torch.load(..., weights_only=True)`` only: a file that asks to
-run code on unpickling is refused, never executed. The only extra globals allowed are
-Lightning's ``AttributeDict`` (a plain dict subclass holding hyper-parameters) and
-``argparse.Namespace``, both read as plain data.
+run code on unpickling is refused, never executed. Beyond torch's own allow-list, only
+plain-data stand-ins are allowed: Lightning's ``AttributeDict`` and ``defaultdict`` come back
+as dicts, ``argparse.Namespace`` as a namespace, plain builtin types as themselves; and the
+training state a Lightning file keeps beside the weights (optimizer and LR-scheduler
+objects, numpy scalars, paths: a fixed list of name prefixes, ``_INERT_PREFIXES``) is
+replaced by an inert object whose real class is never imported. A pickle is scanned with
+``pickletools`` (nothing runs) to name what it asks for.
 
 When a file carries no config, it is inferred from the weights (layer count, hidden sizes,
 filter and patch size, layer norm, H'/W' from LayerNorm or peephole shapes); where the
@@ -80,7 +84,7 @@ class LoadedCheckpoint:
 
 
 class _AttributeDict:
-    """Stand-in for Lightning's AttributeDict (a dict subclass): hyper-parameters come back as a dict.
+    """Stand-in for a dict subclass (Lightning's AttributeDict, defaultdict): comes back as a dict.
 
     Unpickling creates it with ``cls.__new__(cls)`` and then sets items, which the weights-only
     unpickler only allows on a plain dict, so ``__new__`` returns one.
@@ -94,13 +98,56 @@ class _Namespace(argparse.Namespace):
     """Stand-in for argparse.Namespace (older Lightning hyper-parameters)."""
 
 
-# Harmless globals a legitimate Lightning checkpoint may reference, mapped to plain-data stand-ins.
-_SAFE_GLOBALS: list[tuple[type, str]] = [
+class _Inert:
+    """Stand-in for a training extra that is not weights (an LR scheduler, a numpy scalar, a path).
+
+    The real class or function is never imported or called: building this ignores its
+    arguments and state, so whatever the file asked for, nothing runs.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<not read>"
+
+
+# Globals a legitimate Lightning checkpoint references, mapped to plain-data stand-ins.
+_SAFE_GLOBALS: list[tuple[Any, str]] = [
     (_AttributeDict, "lightning.fabric.utilities.data.AttributeDict"),
     (_AttributeDict, "pytorch_lightning.utilities.parsing.AttributeDict"),
     (_AttributeDict, "lightning.pytorch.utilities.parsing.AttributeDict"),
+    (_AttributeDict, "collections.defaultdict"),
     (_Namespace, "argparse.Namespace"),
+    # Plain types that older pickles build by calling them: calling these runs nothing else.
+    *((t, f"builtins.{t.__name__}") for t in (dict, list, tuple, set, frozenset, int, float, bool, str)),
+    (int, "builtins.long"),
 ]
+# Training extras (optimizer/scheduler state, numpy scalars, paths) that may sit beside the
+# weights: their globals are replaced by :class:`_Inert`, so the weights can still be read.
+# (Old OneCycleLR state holds a bound method, pickled through builtins.getattr: inert here too.)
+_INERT_PREFIXES = (
+    "torch.optim.",
+    "numpy.",
+    "pathlib.",
+    "datetime.",
+    "functools.partial",
+    "builtins.getattr",
+    "__builtin__.getattr",
+    "copyreg._reconstructor",
+    "lightning.",
+    "pytorch_lightning.",
+)
+
+
+def _is_training_extra(name: str) -> bool:
+    return name.startswith(_INERT_PREFIXES)
 
 
 @dataclass
@@ -140,29 +187,48 @@ def _read_safetensors(path: Path) -> _RawCheckpoint:
     return _RawCheckpoint(fmt, tensors, stated, metadata)
 
 
+def _weights_only_load(path: Path, inert: list[str]) -> Any:
+    safe = _SAFE_GLOBALS + [(_Inert, name) for name in inert]
+    with warnings.catch_warnings(), torch.serialization.safe_globals(safe):
+        warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": harmless, and not the user's to fix
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def _torch_load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``; training extras become inert, code-running pickles are refused."""
     try:
-        with warnings.catch_warnings(), torch.serialization.safe_globals(_SAFE_GLOBALS):
-            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": harmless, and not the user's to fix
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except CheckpointError:
-        raise
+        return _weights_only_load(path, [])
     except Exception as exc:
-        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc)) if isinstance(exc, pickle.UnpicklingError) else None
-        names = [wanted.group(1)] if wanted else _unsafe_globals(path)
-        if names:
+        error = exc
+    asked = _pickle_globals(path)  # read with pickletools: nothing is imported or run
+    if isinstance(error, pickle.UnpicklingError):
+        extras = sorted({n for n in asked if _is_training_extra(n)})
+        extras += [n.replace("builtins.", "__builtin__.", 1) for n in extras if n.startswith("builtins.")]
+        refused = [n for n in asked if not (n.startswith(_TORCH_OWN) or _is_training_extra(n))]
+        if extras and not refused:
+            try:
+                return _weights_only_load(path, extras)
+            except Exception as exc:
+                error = exc
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(error))
+        refused = refused or ([wanted.group(1)] if wanted else [])
+        if refused:
             raise CheckpointError(
-                f"{path}: refused to load: unpickling it would run or import code ({names[0]}); "
-                "only tensors and plain containers are accepted"
+                f"{path}: refused to load: unpickling it would run or import code ({refused[0]}); "
+                "only weights, plain containers and known training state are read"
             ) from None
-        detail = "" if isinstance(exc, pickle.UnpicklingError | KeyError) else f" ({_first_line(exc)})"
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint: corrupt, truncated or another kind of file{detail}"
-        ) from None
+    detail = "" if isinstance(error, pickle.UnpicklingError | KeyError) else f" ({_first_line(error)})"
+    raise CheckpointError(
+        f"{path}: not a readable checkpoint: corrupt, truncated or another kind of file{detail}"
+    ) from None
 
 
-def _unsafe_globals(path: Path) -> list[str]:
-    """Globals a pickle would import that are not torch's, read with pickletools (nothing runs)."""
+# Globals torch itself allows when reading weights (tensor rebuilds, storages, OrderedDict).
+_TORCH_OWN = ("torch.", "collections.OrderedDict", "_codecs.encode")
+
+
+def _pickle_globals(path: Path) -> list[str]:
+    """Every global a pickle would import, read with pickletools (nothing is imported or run)."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
@@ -174,19 +240,27 @@ def _unsafe_globals(path: Path) -> list[str]:
     except (OSError, zipfile.BadZipFile, KeyError):
         return []
     found: list[str] = []
-    strings: list[str] = []
+    strings: list[str] = []  # strings pushed so far (STACK_GLOBAL takes module and name from them)
+    memo: dict[int, str] = {}
     try:
         for op, arg, _ in pickletools.genops(data):
             if op.name in ("GLOBAL", "INST"):
                 found.append(str(arg).replace(" ", "."))
             elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
                 found.append(f"{strings[-2]}.{strings[-1]}")
+            elif op.name == "MEMOIZE" and strings:
+                memo[len(memo)] = strings[-1]
+            elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                memo[int(arg)] = strings[-1]
+            elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                strings.append(memo[int(arg)])
             elif isinstance(arg, str):
                 strings.append(arg)
     except Exception:  # not a pickle, or a truncated one: whatever was read so far counts
         pass
-    allowed = ("torch.", "collections.OrderedDict", *(name for _, name in _SAFE_GLOBALS))
-    return [n for n in found if not n.startswith(allowed)]
+    safe = {name for _, name in _SAFE_GLOBALS}
+    found = [re.sub(r"^__builtin__\.", "builtins.", n) for n in found]  # protocol 2 spells it so
+    return [n for n in found if n not in safe]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -275,6 +278,47 @@ def test_a_pickle_that_would_run_code_is_refused_and_never_runs(writer: str, tmp
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="refused"):
         describe_checkpoint(path)
+    assert not marker.exists()
+
+
+def lightning_training_file(model) -> dict:
+    """What a real Lightning .ckpt carries beside the weights: optimizer, scheduler, numpy, paths."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=10)
+    return {
+        "epoch": 4,
+        "global_step": 40,
+        "pytorch-lightning_version": "1.9.0",
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "optimizer_states": [optimizer.state_dict()],
+        # Old torch stored OneCycleLR's anneal function as a bound method (pickled via getattr).
+        "lr_schedulers": [{"scheduler": scheduler, "anneal_func": scheduler._annealing_cos}],
+        "callbacks": {"ModelCheckpoint": {"dirpath": Path("/runs/ckpts"), "best": np.float64(0.01)}},
+        "loops": defaultdict(int, {"fit_loop": 1}),
+        "hyper_parameters": argparse.Namespace(
+            method="ConvLSTM", num_hidden="8,8", patch_size=2, in_shape=[8, 1, 16, 12]
+        ),
+    }
+
+
+def test_lightning_training_state_beside_the_weights_is_skipped_not_run(tmp_path: Path) -> None:
+    model = tiny("convlstm")
+    path = tmp_path / "epoch=4.ckpt"
+    torch.save(lightning_training_file(model), path)
+    loaded = load_checkpoint(path)
+    assert loaded.format == "openstl-lightning"
+    assert (loaded.config.height, loaded.config.width) == (16, 12)  # from the Namespace hyper-parameters
+    assert loaded.metadata["epoch"] == "4"
+    assert_same_weights(model, loaded.model)
+
+
+def test_an_exploit_hidden_among_training_state_is_still_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payload = lightning_training_file(tiny("convlstm"))
+    payload["callbacks"]["Evil"] = _Exploit(marker)
+    torch.save(payload, tmp_path / "epoch=4.ckpt")
+    with pytest.raises(CheckpointError, match=r"epoch=4\.ckpt: refused to load.*\bopen\)"):
+        load_checkpoint(tmp_path / "epoch=4.ckpt")
     assert not marker.exists()
 
 
