@@ -276,14 +276,18 @@ def _tensors_only(path: Path, d: Mapping) -> dict[str, torch.Tensor]:
 
 
 def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop DataParallel's ``module.`` and Lightning's ``model.`` prefixes where every key has them."""
-    for prefix in ("module.", "model.", "module."):
-        if all(k.startswith(prefix) for k in state_dict):
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items()}
-        elif prefix == "model." and any(k.startswith(prefix) for k in state_dict):
-            # Lightning modules may hold other tensors beside the model: keep the model's only.
-            state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    return state_dict
+    """Drop DataParallel's ``module.`` and Lightning's ``model.`` prefixes (in either order).
+
+    A Lightning module may hold tensors beside its model (a loss's buffers): only ``model.*`` is kept.
+    """
+
+    def drop_common(d: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in d.items()} if all(k.startswith(prefix) for k in d) else d
+
+    state_dict = drop_common(state_dict, "module.")
+    if any(k.startswith("model.") for k in state_dict):
+        state_dict = {k[len("model.") :]: v for k, v in state_dict.items() if k.startswith("model.")}
+    return drop_common(state_dict, "module.")
 
 
 def _read_pickled(path: Path) -> _RawCheckpoint:
