@@ -1,0 +1,63 @@
+"""``mimviewer study``: forget-gate saturation and MIM signals of checkpoints on a held-out set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mimviewer.errors import MimviewerError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "study",
+        help="gate-saturation study: saturated forget gates per layer over the horizon, MIM signals",
+        description="Roll checkpoints out over a held-out synthetic set with every probe and write "
+        "saturation curves, MIM-N/MIM-S signal curves, heatmap grids (PNG) and saturation.json.",
+    )
+    p.add_argument("models", nargs="+", help="bundled model names (e.g. predrnn_storms) or checkpoint paths")
+    p.add_argument(
+        "--data", choices=("digits", "storms"), help="held-out data (default: what the model was trained on)"
+    )
+    p.add_argument("--sequences", type=int, default=16, help="held-out sequences")
+    p.add_argument("--seed", type=int, help="generator seed (default: the model cards' test seed)")
+    p.add_argument("--lo", type=float, default=0.1, help="a gate below lo is saturated low")
+    p.add_argument("--hi", type=float, default=0.9, help="a gate above hi is saturated high")
+    p.add_argument("--out", type=Path, default=Path("docs/figures"), help="folder for figures and numbers")
+    p.set_defaults(run=run)
+
+
+def resolve(model: str) -> tuple[str, Path]:
+    from mimviewer.paths import bundled_models_dir
+
+    path = Path(model)
+    if path.suffix or path.exists():
+        return path.stem, path
+    bundled = bundled_models_dir() / f"{model}.safetensors"
+    if not bundled.is_file():
+        raise MimviewerError(f"{model}: neither a file nor a bundled model (see models/)")
+    return model, bundled
+
+
+def run(args: argparse.Namespace) -> int:
+    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.study import study_model, write_study
+    from mimviewer.train import TEST_SEED, TrainConfig, synthetic_frames
+
+    results = []
+    for model in args.models:
+        name, path = resolve(model)
+        loaded = load_checkpoint(path)
+        data = args.data
+        if data is None:
+            if "train" not in loaded.metadata:
+                raise MimviewerError(f"{path}: no training recipe in the file; say --data digits or storms")
+            data = TrainConfig.from_json(loaded.metadata["train"]).data
+        cfg = loaded.config
+        seed = TEST_SEED if args.seed is None else args.seed
+        frames = synthetic_frames(data, args.sequences, cfg.pre + cfg.aft, cfg.height, seed)
+        results.append(study_model(name, loaded, frames, lo=args.lo, hi=args.hi))
+    written = write_study(results, args.out)
+    print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))
+    return 0
