@@ -363,6 +363,8 @@ def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
             fields.update(channels=c, height=h, width=w)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: unreadable model settings ({exc})") from None
+    if fields.get("arch") == "e3d_lstm":
+        fields.pop("filter_size", None)  # OpenSTL's E3D-LSTM ignores it: its kernels are always (2, 5, 5)
     return fields
 
 

@@ -227,6 +227,12 @@ def test_openstl_config_file_is_read_as_data(tmp_path: Path) -> None:
     assert (loaded.config.patch_size, loaded.config.channels) == (1, 4)
 
 
+def test_openstl_e3d_config_does_not_override_its_fixed_kernel(tmp_path: Path) -> None:
+    config = tmp_path / "E3DLSTM.py"
+    config.write_text("method = 'E3DLSTM'\nnum_hidden = '4,4'\nfilter_size = 3\npatch_size = 4\n")
+    assert "filter_size" not in read_config_file(config)  # OpenSTL always builds (2, 5, 5) kernels
+
+
 @pytest.mark.skipif(not OPENSTL_CONFIG.exists(), reason="no OpenSTL checkout")
 def test_a_real_openstl_config_reads() -> None:
     fields = read_config_file(OPENSTL_CONFIG)
