@@ -43,9 +43,11 @@ from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_co
 SYNTHETIC = ("digits", "storms")
 SCHEDULES = ("cosine", "onecycle", "constant")
 SAMPLINGS = ("linear", "reverse", "none")
-LOSSES = ("mse", "bmse")
-# Balanced MSE of the HKO-7 benchmark (Shi et al. 2017): a pixel whose true rain rate is at
-# least THRESHOLD mm/h weighs WEIGHT, so the rare heavy rain is not blurred away.
+# mse; mse+mae (the L2 + L1 loss of E3D-LSTM: the L1 term keeps the empty background at
+# zero instead of a grey haze); balanced (B-MSE + B-MAE of the HKO-7 benchmark, Shi et al.
+# 2017, for radar in dBZ: a pixel whose true rain rate is at least THRESHOLD mm/h weighs
+# WEIGHT, so the rare heavy rain is not blurred away).
+LOSSES = ("mse", "mse+mae", "balanced")
 BMSE_WEIGHTS: tuple[tuple[float, float], ...] = ((2.0, 2.0), (5.0, 5.0), (10.0, 10.0), (30.0, 30.0))
 
 # Seeds of the synthetic sets, far apart so that training, validation and test never overlap.
@@ -69,7 +71,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (after linear warmup), onecycle, constant
     warmup: int = 50  # warmup steps of the cosine schedule
     clip: float = 1.0  # gradient-norm clip; 0 disables
-    loss: str = "mse"  # mse, or bmse (balanced MSE; radar data in dBZ only)
+    loss: str = "mse"  # mse, mse+mae, or balanced (B-MSE + B-MAE; radar data in dBZ only)
     sampling: str = "linear"  # scheduled sampling: linear, reverse, none
     sampling_stop: float = 0.6  # fraction of the run after which eta has reached its final value
     sampling_start: float = 0.2  # reverse only: fraction of the run before eta starts to move
@@ -287,7 +289,7 @@ def configure_device(device: torch.device) -> None:
 
 
 def balanced_weights(truth: torch.Tensor) -> torch.Tensor:
-    """Per-pixel B-MSE weights of frames in model scale (dBZ data): 1, 2, 5, 10, 30 by rain rate."""
+    """Per-pixel HKO-7 weights of frames in model scale (dBZ data): 1, 2, 5, 10, 30 by rain rate."""
     from mimviewer.data.units import rain_rate_to_unit
 
     weights = torch.ones_like(truth)
@@ -305,13 +307,18 @@ def loss_of(
     aux_weight: float,
     kind: str = "mse",
 ) -> torch.Tensor:
-    """(Balanced) MSE of every step's output against the frame it predicts, plus the auxiliary loss."""
+    """The loss of every step's output against the frame it predicts, plus the auxiliary loss."""
     cfg = model.config
     steps = cfg.pre + cfg.aft - 1
     outputs = model(frames, cfg.pre, cfg.aft, sampling_mask=mask)  # (B, steps, C, H, W)
     truth = frames[:, 1 : steps + 1]
-    squared = (outputs.float() - truth) ** 2
-    loss = (squared * balanced_weights(truth)).mean() if kind == "bmse" else squared.mean()
+    error = outputs.float() - truth
+    if kind == "mse":
+        loss = (error**2).mean()
+    elif kind == "mse+mae":
+        loss = (error**2 + error.abs()).mean()
+    else:  # balanced
+        loss = (balanced_weights(truth) * (error**2 + error.abs())).mean()
     aux = model.auxiliary_loss()
     if aux is not None:
         loss = loss + aux_weight * aux.float()
@@ -350,8 +357,10 @@ def train(
     model_cfg = cfg.model_config()
     pre, aft = model_cfg.pre, model_cfg.aft
     data = make_data(cfg, pre + aft)
-    if cfg.loss == "bmse" and data.units != "dBZ":
-        raise MimviewerError(f"--loss bmse weighs rain rates and needs radar data in dBZ, not {data.units}")
+    if cfg.loss == "balanced" and data.units != "dBZ":
+        raise MimviewerError(
+            f"--loss balanced weighs rain rates and needs radar data in dBZ, not {data.units}"
+        )
 
     state_path = run_dir / "train_state.pt"
     if resume:

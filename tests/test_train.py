@@ -149,4 +149,4 @@ def test_balanced_mse_weighs_heavy_rain_and_refuses_non_radar_data(tmp_path):
     unit = torch.tensor([float(rain_rate_to_unit(r)) if r > 0 else 0.0 for r in rain.tolist()])
     assert balanced_weights(unit).tolist() == [1.0, 1.0, 2.0, 5.0, 10.0, 30.0]
     with pytest.raises(MimviewerError, match="needs radar data in dBZ"):
-        train(tiny_config(loss="bmse"), tmp_path, log=lambda _: None)
+        train(tiny_config(loss="balanced"), tmp_path, log=lambda _: None)

@@ -36,7 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cosine", choices=("cosine", "onecycle", "constant"))
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
-    p.add_argument("--loss", default="mse", choices=("mse", "bmse"), help="bmse: HKO-7 balanced MSE")
+    p.add_argument(
+        "--loss",
+        default="mse",
+        choices=("mse", "mse+mae", "balanced"),
+        help="mse+mae: L2 + L1 (E3D-LSTM); balanced: HKO-7 B-MSE + B-MAE (radar in dBZ)",
+    )
     p.add_argument("--sampling", default="linear", choices=("linear", "reverse", "none"))
     p.add_argument("--sampling-stop", type=float, default=0.6, help="fraction of the run")
     p.add_argument("--aux-weight", type=float, default=0.1, help="weight of the auxiliary loss")
