@@ -189,7 +189,7 @@ def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: t
         "probes": lambda: rollout(model, frames, bench.pre, bench.aft, probes=ProbeSpec()),
     }
     row = {"model": arch, "config": bench.describe(), "max_diff": None}
-    if args.openstl.is_dir():
+    if args.openstl.is_dir() and arch in REFERENCE:
         reference = build_reference(args.openstl, model, bench).to(device).eval()
 
         def run_reference() -> torch.Tensor:
@@ -223,7 +223,12 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    parser.add_argument("--models", nargs="+", default=list(REFERENCE), help="registry names")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(REFERENCE),
+        help="registry names (those without an OpenSTL twin: ours only)",
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
