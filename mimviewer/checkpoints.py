@@ -617,7 +617,8 @@ def load_checkpoint(
     """Read any supported checkpoint and return the model with its weights loaded.
 
     ``channels`` is the frame's channel count where the file does not state it (it tells
-    p from C in p*p*C); ``overrides`` (ModelConfig fields) win over everything.
+    p from C in p*p*C); ``overrides`` (ModelConfig fields) win over everything, except that
+    an overridden height and width are treated as ``frame_size``.
 
     ``frame_size`` (H, W) is the input's: used when neither the weights nor a config fix the
     frame size; when the weights fix a different one, a ShapeError names both.
@@ -629,7 +630,11 @@ def load_checkpoint(
         stated.update(read_config_file(config_file))
     if channels is not None:  # a hint: the file's or config file's own statement wins
         stated.setdefault("channels", int(channels))
-    stated.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if frame_size is None and "height" in overrides and "width" in overrides:
+        # A stated frame size is checked like the input's: weights that fix another one say so.
+        frame_size = (int(overrides.pop("height")), int(overrides.pop("width")))
+    stated.update(overrides)
 
     arch = stated.get("arch") or detect_arch(raw.state_dict)
     if arch is None:

@@ -162,6 +162,8 @@ def test_frame_size_comes_from_layernorm_or_peephole_shapes(arch: str, tmp_path:
     assert loaded.frame_size_fixed
     with pytest.raises(ShapeError, match=r"expects 24x32 frames.*input has 16x16"):
         load_checkpoint(tmp_path / "w.pth", frame_size=(16, 16))
+    with pytest.raises(ShapeError, match=r"expects 24x32 frames.*input has 16x16"):
+        load_checkpoint(tmp_path / "w.pth", overrides={"height": 16, "width": 16})
 
 
 def test_without_layernorm_the_frame_size_is_the_inputs(tmp_path: Path) -> None:
