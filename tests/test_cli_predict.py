@@ -109,6 +109,21 @@ def test_openstl_style_weights_with_config_flags(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(out), rollout(model, frames, 6, 10).prediction)
 
 
+def test_openstl_config_file_on_the_command_line(tmp_path: Path) -> None:
+    """The weights cannot tell the context length; an OpenSTL-style config file can."""
+    model = create_model(
+        "predrnn", num_hidden=(4, 4), filter_size=3, patch_size=1, channels=4, height=8, width=8
+    )
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "w.ckpt")
+    (tmp_path / "PredRNN.py").write_text("method = 'PredRNN'\npatch_size = 1\npre_seq_length = 3\n")
+    frames = np.random.default_rng(5).random((1, 3, 4, 8, 8), dtype=np.float32)
+    np.save(tmp_path / "in.npy", frames)
+    argv = ("predict", tmp_path / "w.ckpt", tmp_path / "in.npy", "-o", tmp_path / "o.npy", "--aft", "2")
+    assert run_cli(*argv) == 2  # without the config: the default 10 context frames, but the input has 3
+    assert run_cli(*argv, "--config", tmp_path / "PredRNN.py") == 0  # pre 3 from the config file
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), rollout(model, frames, 3, 2).prediction)
+
+
 def test_info_describes_the_checkpoint(checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
     assert run_cli("info", checkpoint) == 0
     text = capsys.readouterr().out

@@ -93,3 +93,23 @@ def test_predict_on_the_command_line_matches_openstl(name: str, tmp_path: Path) 
     prediction = np.load(out)
     assert prediction.shape == (frames.shape[0], aft, *frames.shape[2:])
     np.testing.assert_allclose(prediction, data["outputs"][:, -aft:], atol=ATOL, rtol=0)
+
+
+# The fixture tool's flavour -> the format mimviewer reports for it.
+FORMATS = {
+    "lightning": "openstl-lightning",
+    "lightning-bare": "openstl-lightning",
+    "state-dict-module": "state-dict",
+    "state-dict": "state-dict",
+    "training-state": "training-state",
+    "net-param": "predrnn-original",
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_info_describes_every_fixture(name: str, capsys: pytest.CaptureFixture) -> None:
+    data = fixture(name)
+    assert main(["info", str(FIXTURES / str(data["checkpoint"]))]) == 0
+    text = capsys.readouterr().out
+    assert f"architecture: {name} " in text
+    assert f"format:       {FORMATS[str(data['flavour'])]}\n" in text
