@@ -635,12 +635,32 @@ def load_checkpoint(
         # A stated frame size is checked like the input's: weights that fix another one say so.
         frame_size = (int(overrides.pop("height")), int(overrides.pop("width")))
     stated.update(overrides)
+    config, fixed = resolve_config(
+        path, raw.state_dict, stated, infer=raw.format != "mimviewer", frame_size=frame_size
+    )
+    model = create_model(config)
+    load_weights(path, model, raw.state_dict)
+    model.to(device).eval()
+    return LoadedCheckpoint(model, config, raw.format, path, dict(raw.metadata), fixed)
 
-    arch = stated.get("arch") or detect_arch(raw.state_dict)
+
+def resolve_config(
+    path: Path,
+    state_dict: Mapping[str, torch.Tensor],
+    stated: dict[str, Any],
+    *,
+    infer: bool,
+    frame_size: tuple[int, int] | None,
+) -> tuple[ModelConfig, bool]:
+    """The config to build: inferred from the weights (when ``infer``) under the stated fields.
+
+    Returns the config and whether the weights fix the frame size.
+    """
+    arch = stated.get("arch") or detect_arch(state_dict)
     if arch is None:
         raise CheckpointError(
             f"{path}: unknown architecture: its weights match none of the models mimviewer knows "
-            f"(first keys: {_describe_keys(sorted(raw.state_dict), 4)}); give --arch and a --config"
+            f"(first keys: {_describe_keys(sorted(state_dict), 4)}); give --arch and a --config"
         )
     try:
         arch = model_entry(arch).name
@@ -648,10 +668,10 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: {exc}") from None
 
     fields: dict[str, Any] = {}
-    if raw.format != "mimviewer":
+    if infer:
         try:
             fields = infer_config_fields(
-                raw.state_dict,
+                state_dict,
                 arch,
                 channels=stated.get("channels"),
                 patch_size=stated.get("patch_size"),
@@ -665,42 +685,32 @@ def load_checkpoint(
             raise CheckpointError(f"{path}: {exc}") from None
     fields.update(stated)
     fields.pop("arch", None)
+    p = int(fields.get("patch_size", model_entry(arch).defaults.get("patch_size", ModelConfig.patch_size)))
+    if frame_size is not None and (frame_size[0] % p or frame_size[1] % p):
+        raise ShapeError(
+            f"the input's frames ({frame_size[0]}x{frame_size[1]}) are not divisible by "
+            f"the patch size {p} of {path}"
+        )
     if "height" not in fields:  # nothing fixes the frame size: the input's, else the default
-        p = int(fields.get("patch_size", 1))
         h, w = frame_size if frame_size is not None else (p * max(1, 64 // p),) * 2
         fields.update(height=int(h), width=int(w))
-    if frame_size is not None:
-        p = int(
-            fields.get("patch_size", model_entry(arch).defaults.get("patch_size", ModelConfig.patch_size))
-        )
-        if frame_size[0] % p or frame_size[1] % p:
-            raise ShapeError(
-                f"the input's frames ({frame_size[0]}x{frame_size[1]}) are not divisible by "
-                f"the patch size {p} of {path}"
-            )
-    known = set(ModelConfig.__dataclass_fields__) - {"arch"}
-    if set(fields) - known:
-        raise CheckpointError(f"{path}: unknown config field(s): {', '.join(sorted(set(fields) - known))}")
+    unknown = set(fields) - (set(ModelConfig.__dataclass_fields__) - {"arch"})
+    if unknown:
+        raise CheckpointError(f"{path}: unknown config field(s): {', '.join(sorted(unknown))}")
     try:
         config = default_config(arch, **fields)
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+
     fixed = _grid_dependent(config)
     if frame_size is not None and (config.height, config.width) != tuple(frame_size):
-        h, w = (int(n) for n in frame_size)
         if fixed:
             raise ShapeError(
                 f"{path} expects {config.height}x{config.width} frames (some weights' shapes fix the "
-                f"frame size), the input has {h}x{w}"
+                f"frame size), the input has {frame_size[0]}x{frame_size[1]}"
             )
-        try:
-            config = config.replace(height=h, width=w)
-        except ConfigError as exc:
-            raise ShapeError(f"input frames do not fit {path}: {exc}") from None
-    model = create_model(config)
-    load_weights(path, model, raw.state_dict)
-    model.to(device).eval()
-    return LoadedCheckpoint(model, config, raw.format, path, dict(raw.metadata), fixed)
+        config = config.replace(height=int(frame_size[0]), width=int(frame_size[1]))
+    return config, fixed
 
 
 # -- our own format ------------------------------------------------------------------------
