@@ -7,7 +7,8 @@ Flavours (DESIGN.md, "Checkpoints"):
   'hyper_parameters': {...}, ...}``;
 * ``training-state`` — ``{'state_dict': ..., 'optimizer': ...}`` files;
 * ``predrnn-original`` — the original PredRNN/MIM code's ``{'net_param': state_dict}``;
-* ``state-dict`` — a raw state dict (``.pth``), keys possibly prefixed with ``module.``.
+* ``state-dict`` — a raw state dict (``.pth``), keys possibly prefixed with ``module.``;
+* ``safetensors`` — a safetensors file of weights without our config.
 
 Pickled files are read with ``torch.load(..., weights_only=True)`` only: a file that asks to
 run code on unpickling is refused, never executed. Beyond torch's own allow-list, only
@@ -74,7 +75,8 @@ class LoadedCheckpoint:
 
     model: RecurrentModel
     config: ModelConfig
-    format: str  # mimviewer | openstl-lightning | training-state | predrnn-original | state-dict
+    # mimviewer | safetensors | openstl-lightning | training-state | predrnn-original | state-dict
+    format: str
     path: Path
     metadata: dict[str, str]
     frame_size_fixed: bool = False  # True when some weight's shape depends on the frame size
