@@ -5,6 +5,9 @@ Each patchified frame ``(B, p*p*C, H', W')`` is flattened to one vector (optiona
 ``num_hidden[l]`` units each, and mapped back by a linear head to the flattened frame.
 Gates are vectors, recorded as ``(B, 1, U)`` so that the Trace's maps are unit x time heatmaps.
 
+The patch size only reorders the flattened vector, so weights fit the p they were trained
+with, and p cannot be read from the weights (a checkpoint without config needs it given).
+
 Options (``ModelConfig.options``):
   embed: int | None   linear embedding of the flattened frame (None: raw flatten)
   proj: int | list    LSTMP projection units, one for all layers or one per layer
@@ -79,7 +82,7 @@ class LSTMCell(nn.Module):
 
 
 class SRUCell(nn.Module):
-    """Simple Recurrent Unit (Lei et al. 2018, eqs. 3-6): only elementwise recurrence.
+    """Simple Recurrent Unit (Lei et al. 2018, section 2): only elementwise recurrence.
 
     The highway term reads x itself when its size equals the units, otherwise a linear
     projection of it (``skip``), as the paper does when the sizes differ.

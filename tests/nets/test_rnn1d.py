@@ -122,7 +122,7 @@ def sigmoid(z):
 
 
 def test_sru_step_follows_the_paper():
-    """Lei et al. 2018, eqs. 3-6, written out in numpy for one step from a non-zero state."""
+    """Lei et al. 2018 (section 2), written out in numpy for one step from a non-zero state."""
     model = create_model("sru", num_hidden=(5, 4), patch_size=2, height=4, width=4, options={"embed": 5})
     with torch.no_grad():
         for cell in model.cell_list:
