@@ -121,6 +121,51 @@ def sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
+def to_numpy(t):
+    return t.detach().numpy().astype(np.float64)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "lstmp"])
+def test_lstm_step_follows_the_papers(arch):
+    """Hochreiter & Schmidhuber's LSTM with forget bias 1, and Sak et al. 2014's projection
+    r = W_rm m feeding back into the gates, written out in numpy for one step from a non-zero state."""
+    options = {"embed": 5, "proj": 3} if arch == "lstmp" else {"embed": 5}
+    model = create_model(arch, num_hidden=(4, 6), patch_size=2, height=4, width=4, options=options)
+    frame = torch.rand(2, 4, 2, 2)  # patchified (B, p*p*C, H', W')
+    recurrent = [3, 3] if arch == "lstmp" else [4, 6]
+    state = [(torch.randn(2, r), torch.randn(2, u)) for r, u in zip(recurrent, (4, 6), strict=True)]
+    with torch.no_grad():
+        y, new_state = model.step(frame, state, NO_PROBE)
+
+    x = to_numpy(frame).reshape(2, -1) @ to_numpy(model.embed.weight).T
+    for layer, cell in enumerate(model.cell_list):
+        u = cell.units
+        w_x, b, w_r = (
+            to_numpy(cell.linear_x.weight),
+            to_numpy(cell.linear_x.bias),
+            to_numpy(cell.linear_h.weight),
+        )
+        r_prev, c_prev = (to_numpy(s) for s in state[layer])
+
+        def pre_activation(k, x=x, w_x=w_x, b=b, w_r=w_r, r_prev=r_prev, u=u):
+            block = slice(k * u, (k + 1) * u)
+            return x @ w_x[block].T + r_prev @ w_r[block].T + b[block]
+
+        i = sigmoid(pre_activation(0))
+        f = sigmoid(pre_activation(1) + 1.0)
+        g = np.tanh(pre_activation(2))
+        o = sigmoid(pre_activation(3))
+        c = f * c_prev + i * g
+        m = o * np.tanh(c)
+        r = m @ to_numpy(cell.proj.weight).T if arch == "lstmp" else m
+        np.testing.assert_allclose(to_numpy(new_state[layer][1]), c, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(new_state[layer][0]), r, rtol=1e-5, atol=1e-6)
+        x = r
+    np.testing.assert_allclose(
+        to_numpy(y).reshape(2, -1), x @ to_numpy(model.head.weight).T, rtol=1e-5, atol=1e-6
+    )
+
+
 def test_sru_step_follows_the_paper():
     """Lei et al. 2018 (section 2), written out in numpy for one step from a non-zero state."""
     model = create_model("sru", num_hidden=(5, 4), patch_size=2, height=4, width=4, options={"embed": 5})
@@ -132,25 +177,24 @@ def test_sru_step_follows_the_paper():
     with torch.no_grad():
         y, new_state = model.step(frame, state, NO_PROBE)
 
-    def np_(t):
-        return t.detach().numpy().astype(np.float64)
-
-    x = np_(frame).reshape(2, -1) @ np_(model.embed.weight).T
+    x = to_numpy(frame).reshape(2, -1) @ to_numpy(model.embed.weight).T
     for layer, cell in enumerate(model.cell_list):
         units = cell.units
-        weights = np_(cell.linear_x.weight)
+        weights = to_numpy(cell.linear_x.weight)
         w, w_f, w_r = weights[:units], weights[units : 2 * units], weights[2 * units :]
-        v_f, v_r = np_(cell.peephole)
-        b_f, b_r = np_(cell.bias)
-        c_prev = np_(state[layer][0])
-        highway = x if layer == 0 else x @ np_(cell.skip.weight).T  # layer 1 goes from 5 to 4 units
+        v_f, v_r = to_numpy(cell.peephole)
+        b_f, b_r = to_numpy(cell.bias)
+        c_prev = to_numpy(state[layer][0])
+        highway = x if layer == 0 else x @ to_numpy(cell.skip.weight).T  # layer 1 goes from 5 to 4 units
         f = sigmoid(x @ w_f.T + v_f * c_prev + b_f)
         c = f * c_prev + (1 - f) * (x @ w.T)
         r = sigmoid(x @ w_r.T + v_r * c_prev + b_r)
         h = r * c + (1 - r) * highway
-        np.testing.assert_allclose(np_(new_state[layer][0]), c, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(new_state[layer][0]), c, rtol=1e-5, atol=1e-6)
         x = h
-    np.testing.assert_allclose(np_(y).reshape(2, -1), x @ np_(model.head.weight).T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(y).reshape(2, -1), x @ to_numpy(model.head.weight).T, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
