@@ -88,7 +88,7 @@ def time_prediction(loaded: LoadedCheckpoint, repeats: int = 5) -> dict[str, Any
     return {
         "frames": cfg.pre + cfg.aft,
         "median_s": round(statistics.median(seconds), 4),
-        "device": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": f"CPU ({platform.machine()}, threads: {torch.get_num_threads()})",
     }
 
 
@@ -127,14 +127,13 @@ def metric_rows(card: dict[str, Any]) -> list[str]:
         names += [f"{s}@{t:g}" for t in RADAR_THRESHOLDS for s in ("csi", "pod", "far", "hss")]
     rows = []
     for name in names:
-        model, persistence = card["metrics"]["model"][name], card["metrics"]["persistence"][name]
+        scores = {who: card["metrics"][who][name] for who in ("model", "persistence", "blank")}
         lower = name.split("@")[0] in LOWER_IS_BETTER
-        better = model < persistence if lower else model > persistence
+        valid = {who: v for who, v in scores.items() if v == v}  # NaN (undefined) never wins
+        best = (min if lower else max)(valid, key=valid.get) if valid else "-"
         arrow = "lower is better" if lower else "higher is better"
-        rows.append(
-            f"| {name} ({arrow}) | {_number(name, model)} | {_number(name, persistence)} | "
-            f"{'model' if better else 'persistence'} |"
-        )
+        cells = " | ".join(_number(name, v) for v in scores.values())
+        rows.append(f"| {name} ({arrow}) | {cells} | {best} |")
     return rows
 
 
@@ -192,18 +191,20 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "## Test",
         "",
-        f"{test['num_sequences']} held-out sequences of `mimviewer.data.synthetic.{test['generator']}`"
+        f"{test['num_sequences']} held-out sequences of `mimviewer.data.synthetic.{test['generator']}` "
         f"(num_sequences={test['num_sequences']}, length={test['length']}, size={test['size']}, "
         f"seed={test['seed']}), never seen in training. Mean over the {cfg['aft']} predicted frames; "
-        "persistence repeats the last context frame."
+        "persistence repeats the last context frame, blank predicts empty frames (no ink / no rain: on "
+        "sparse frames it already scores well on MSE and SSIM, so it is the bar that shows whether the "
+        "model predicts anything at all)."
         + (
             " Skill scores at rain-rate thresholds in mm/h (Marshall-Palmer)."
             if cfg["units"] == "dBZ"
             else ""
         ),
         "",
-        "| metric | model | persistence | better |",
-        "| --- | --- | --- | --- |",
+        "| metric | model | persistence | blank | best |",
+        "| --- | --- | --- | --- | --- |",
         *metric_rows(card),
         "",
         "## Speed",
