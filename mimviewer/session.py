@@ -459,7 +459,8 @@ class Session:
         scale = colors.color_scale(units)
         bar = scale.colorbar()
         ticks = [(p, label) for p, label in zip(bar.positions, bar.labels, strict=True) if 0.0 <= p <= 1.0]
-        return ColourScale(lut=scale.lookup_table(), units=f"{bar.title} ({bar.units})", ticks=ticks)
+        title = bar.title if bar.units == "intensity" else f"{bar.title} ({bar.units})"
+        return ColourScale(lut=scale.lookup_table(), units=title, ticks=ticks)
 
     def diff_scale(self) -> ColourScale:
         """Prediction - GT on a diverging scale over [-0.5, 0.5] of the model scale."""
@@ -471,7 +472,8 @@ class Session:
                 float(np.asarray(self.to_physical(np.array([abs(diff)], np.float32))).reshape(-1)[0]) - zero
             )
             ticks.append((float(pos), f"{math.copysign(value, diff):+.3g}" if diff else "0"))
-        return ColourScale(lut=_lut("RdBu_r"), units=f"Δ {self.units}", ticks=ticks)
+        units = "" if self.units == "intensity" else f" ({self.units})"
+        return ColourScale(lut=_lut("RdBu_r"), units=f"prediction − GT{units}", ticks=ticks)
 
     def render(self, frame: np.ndarray) -> np.ndarray:
         """(C, H, W) model scale -> (H, W, 3) uint8 on the shared colour scale (RGB shown as is)."""
@@ -641,20 +643,16 @@ class Session:
         return maps is not None and maps.ndim == 3
 
     def heatmap_levels(self, layer: int, name: str, slot: int = 0) -> tuple[float, float]:
-        """Colour range of a heatmap: [0, 1] for gates and fractions, [-1, 1] for tanh values,
-        symmetric around 0 over the whole rollout for memories."""
+        """Colour range of a heatmap: [0, 1] for gates and fractions; otherwise symmetric around 0,
+        as wide as the largest value over the whole rollout (small states stay visible)."""
         if self._reduction == "saturated" or (is_gate(name) and self._reduction in ("mean", "channel")):
             return 0.0, 1.0
-        if name.split(".")[-1].rstrip("'") in ("g", "H", "P"):
-            return -1.0, 1.0
         s = self.slots[slot]
         k = key(layer, name)
-        if s is None or k not in s.stats or not s.done_steps:
+        if s is None or k not in s.maps or not s.done_steps:
             return -1.0, 1.0
-        stats = s.stats[k][: s.done_steps]
-        bound = float(
-            max(abs(stats[:, STAT_NAMES.index("min")]).max(), abs(stats[:, STAT_NAMES.index("max")]).max())
-        )
+        shown = s.maps[k][: s.done_steps, MAP_REDUCTIONS.index(self._reduction)]
+        bound = float(np.nanmax(np.abs(shown))) if shown.size else 1.0
         bound = bound if math.isfinite(bound) and bound > 0 else 1.0
         return -bound, bound
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from mimviewer.ui.main_window import MainWindow
@@ -70,6 +70,9 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
     if screenshot is None:
         return app.exec()
     status = {"code": 0}
+    # A local loop, not app.exec()/app.quit(): quitting the application would also end every
+    # later event loop of this process (tests run several windows in one process).
+    loop = QEventLoop()
 
     def shoot(ok: bool) -> None:
         session = window.session
@@ -84,8 +87,8 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
         else:
             print(f"wrote {save_screenshot(window, screenshot)}")
         window.close()
-        app.quit()
+        loop.quit()
 
     when_finished(window, shoot)
-    app.exec()
+    loop.exec()
     return status["code"]

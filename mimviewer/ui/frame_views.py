@@ -63,11 +63,18 @@ class FramesPanel(QWidget):
 
     # -- layout ---------------------------------------------------------------------------
     def columns(self) -> list[tuple[str, str]]:
-        """(view key, title) of every column the session has something for."""
+        """(view key, title) of every view the session has something for, in reading order."""
         columns = [("gt", "Ground truth")]
         for index, slot in self.session.models:
             columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − GT")]
         return columns
+
+    @staticmethod
+    def place(name: str) -> tuple[int, int]:
+        """(row, column) of a view: GT first, then one row per model (prediction, difference)."""
+        if name == "gt":
+            return 0, 0
+        return int(name[-1]), 1 if name.startswith("pred") else 2
 
     def rebuild(self) -> None:
         self.graphics.clear()
@@ -78,31 +85,44 @@ class FramesPanel(QWidget):
             )
             return
         height, width = self.session.frames.shape[2:]
-        first: pg.ViewBox | None = None
         columns = self.columns()
-        for col, (name, title) in enumerate(columns):
-            self.titles[name] = self.graphics.addLabel(title, row=0, col=col, size="10pt")
-            view = self.graphics.addViewBox(row=1, col=col, lockAspect=True, invertY=True, enableMenu=False)
+        rows = 1 + max(self.place(name)[0] for name, _ in columns)
+        for name, title in columns:
+            row, col = self.place(name)
+            self.titles[name] = self.graphics.addLabel(title, row=2 * row, col=col, size="10pt")
+            view = self.graphics.addViewBox(
+                row=2 * row + 1, col=col, lockAspect=True, invertY=True, enableMenu=False
+            )
             image = pg.ImageItem()
             view.addItem(image)
             if name != "gt":
                 border = QGraphicsRectItem(QRectF(-0.5, -0.5, width + 1, height + 1))
                 view.addItem(border)
                 self.borders[name] = border
-            if first is None:
-                first = view
-            else:
-                view.setXLink(first)
-                view.setYLink(first)
-            view.setRange(QRectF(0, 0, width, height), padding=0.02)
+            # Linked by hand: pyqtgraph's X+Y links between aspect-locked views of slightly
+            # different sizes feed back and zoom out without end.
+            view.sigRangeChangedManually.connect(lambda _mask, source=view: self._sync_from(source))
             self.views[name], self.images[name] = view, image
+        grid = self.graphics.ci.layout
+        for col in range(3):  # equal sizes, so linked views show the same scale
+            grid.setColumnStretchFactor(col, 10)
+            grid.setColumnPreferredWidth(col, 10)
+        for row in range(rows):
+            grid.setRowStretchFactor(2 * row + 1, 10)
         scale = self.session.colour_scale()
-        bar_col = len(columns)
-        self.graphics.addItem(colour_bar(scale, scale.units), row=1, col=bar_col)
-        if any(n.startswith("diff") for n, _ in columns):
+        self.graphics.addItem(colour_bar(scale, scale.units), row=1, col=3, rowspan=2 * rows - 1)
+        if len(columns) > 1:
             diff = self.session.diff_scale()
-            self.graphics.addItem(colour_bar(diff, diff.units), row=1, col=bar_col + 1)
+            self.graphics.addItem(colour_bar(diff, diff.units), row=1, col=4, rowspan=2 * rows - 1)
+        self.reset_zoom()
         self.show_frame()
+
+    def _sync_from(self, source: pg.ViewBox) -> None:
+        """The user zoomed or panned one view: show the same region in every other view."""
+        region = source.viewRect()
+        for view in self.views.values():
+            if view is not source:
+                view.setRange(region, padding=0)
 
     # -- content ---------------------------------------------------------------------------
     def show_frame(self) -> None:
@@ -140,9 +160,10 @@ class FramesPanel(QWidget):
             self.show_frame()
 
     def reset_zoom(self) -> None:
-        if self.session.frames is not None and self.views:
+        if self.session.frames is not None:
             height, width = self.session.frames.shape[2:]
-            next(iter(self.views.values())).setRange(QRectF(0, 0, width, height), padding=0.02)
+            for view in self.views.values():
+                view.setRange(QRectF(0, 0, width, height), padding=0.02)
 
     # -- readout -----------------------------------------------------------------------------
     def _on_mouse_moved(self, pos: QPointF) -> None:

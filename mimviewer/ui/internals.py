@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from mimviewer.session import REDUCTIONS, Session, colour_lut, is_gate
 from mimviewer.trace import QUANTITIES
 
+QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
 LAYER_PENS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#db2777")
 
 
@@ -115,7 +116,7 @@ class InternalsPanel(QWidget):
         self.channel = QSpinBox(minimum=0, maximum=4095, value=session.channel)
         self.channel.setToolTip("Channel shown by the 'one channel' reduction")
         self.channel.valueChanged.connect(lambda v: setattr(session, "channel", v))
-        self.quantity_bar = QHBoxLayout()
+        self.quantity_bar = QGridLayout()
         self.quantity_bar.setSpacing(2)
         self.quantity_buttons: dict[str, QToolButton] = {}
 
@@ -198,9 +199,9 @@ class InternalsPanel(QWidget):
             button.setToolTip(describe(name))
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.toggled.connect(self._on_quantities)
-            self.quantity_bar.addWidget(button)
+            index = len(self.quantity_buttons)
+            self.quantity_bar.addWidget(button, index // QUANTITIES_PER_ROW, index % QUANTITIES_PER_ROW)
             self.quantity_buttons[name] = button
-        self.quantity_bar.addStretch(1)
 
         gates = [q for q in session.available_quantities(self.slot) if is_gate(q)]
         current = self.curve_quantity.currentText()

@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
     def default_layout(self) -> None:
         """Frames large in the centre, internals a third of the width, the timeline a quarter high."""
         width, height = max(self.width(), 1200), max(self.height(), 800)
-        self.resizeDocks([self.internals_dock], [int(width * 0.4)], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.internals_dock], [int(width * 0.36)], Qt.Orientation.Horizontal)
         self.resizeDocks([self.timeline_dock], [int(height * 0.27)], Qt.Orientation.Vertical)
 
     def save_layout(self) -> None:
