@@ -18,6 +18,7 @@ import numpy as np
 from mimviewer.errors import MimviewerError
 
 HEADLESS_SCREENSHOT = "mimviewer-demo.png"
+FALLBACK_MODELS = ("predrnn_digits", "mim_digits", "convlstm_digits")  # tried in order without demo.json
 
 
 @dataclass
@@ -68,6 +69,13 @@ def load_demo() -> Demo:
 
         loaded = load_checkpoint(model_file)
         return Demo(frames, units, source, loaded.model, model_file.name, str(model_file))
+    for name in FALLBACK_MODELS:  # demo.json missing: a bundled digits model, if any
+        if (folder / f"{name}.safetensors").is_file():
+            from mimviewer.checkpoints import load_checkpoint
+
+            frames, units, source = _generate({})
+            loaded = load_checkpoint(folder / f"{name}.safetensors")
+            return Demo(frames, units, source, loaded.model, f"{name}.safetensors", str(folder / name))
     from mimviewer.nets import create_model
 
     frames, units, source = _generate({})

@@ -202,6 +202,7 @@ class InternalsPanel(QWidget):
             index = len(self.quantity_buttons)
             self.quantity_bar.addWidget(button, index // QUANTITIES_PER_ROW, index % QUANTITIES_PER_ROW)
             self.quantity_buttons[name] = button
+        self.quantity_bar.setColumnStretch(QUANTITIES_PER_ROW, 1)
 
         gates = [q for q in session.available_quantities(self.slot) if is_gate(q)]
         current = self.curve_quantity.currentText()

@@ -50,6 +50,12 @@ def test_demo_fills_every_view_and_keys_drive_the_timeline(qtbot, window):
         check_frame(frame)
     qtbot.keyClick(window, Qt.Key.Key_Left)
     check_frame(2)
+    # the readout under the cursor gives the physical values of every view at that pixel
+    text = panel.read_value("pred0", 20, 30)
+    assert (
+        f"gt {session.frames[2, 0, 20, 30]:.4g}" in text and f"pred0 {slot.outputs[1, 0, 20, 30]:.4g}" in text
+    )
+    assert panel.read_value("gt", -1, 5) == "" and "outside" in panel.readout.text()
     # the metric curve has a point for every predicted frame
     assert np.isfinite(window.timeline.curves[0].yData[1:]).all()
     # Space plays, Space pauses
