@@ -197,12 +197,15 @@ def test_drop_files_recent_files_and_layout_are_remembered(qtbot, window, tiny_f
     second.close()
 
 
-@pytest.mark.parametrize("kind", ["gif", "metrics"])
+@pytest.mark.parametrize("kind", ["gif", "metrics", "heatmaps", "gates"])
 def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
     sequence, checkpoint = tiny_files
     window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)
-    target = tmp_path / ("out.gif" if kind == "gif" else "metrics.csv")
+    target = (
+        tmp_path
+        / {"gif": "out.gif", "metrics": "metrics.csv", "heatmaps": "grid.png", "gates": "gates.csv"}[kind]
+    )
     with qtbot.waitSignal(window.exported, timeout=60_000) as blocker:
         window.export(kind, target)
     assert blocker.args[0] == target
@@ -211,6 +214,13 @@ def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
         frames = iio.imread(target, index=None)
         assert frames.shape[0] == session.pre + session.aft
         assert frames.std() > 10  # drawn, not blank
+    elif kind == "heatmaps":
+        grid = iio.imread(target)
+        assert grid.ndim == 3 and grid.std() > 10
+    elif kind == "gates":
+        lines = target.read_text().splitlines()
+        trace = session.trace()
+        assert len(lines) == 1 + sum(trace.steps for _ in trace.stats)  # one row per quantity and step
     else:
         lines = target.read_text().splitlines()
         assert lines[0].startswith("frame,") and "mse" in lines[0]
