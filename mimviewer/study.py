@@ -200,4 +200,48 @@ def write_study(
     path = out_dir / "saturation.json"
     path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
     written["numbers"] = path
+    tables = out_dir / "saturation_tables.md"
+    tables.write_text(summary_markdown(results))
+    written["tables"] = tables
     return written
+
+
+def summary_markdown(results: list[StudyResult]) -> str:
+    """The numbers of saturation.json as markdown tables (docs/saturation.md links them)."""
+    lines = [
+        "# Saturation study: numbers",
+        "",
+        "Written by `mimviewer study`; means over the held-out sequences.",
+        "",
+    ]
+    for result in results:
+        lo, hi = result.trace.spec.lo, result.trace.spec.hi
+        summary = result.summary()
+        lines += [
+            f"## {result.name}",
+            "",
+            f"Forget gates outside [{lo:g}, {hi:g}], mean fraction over the context steps and over the "
+            f"prediction steps (split into low < {lo:g} and high > {hi:g}):",
+            "",
+            "| layer, gate | context | prediction | prediction low | prediction high |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label in result.saturated:
+            s = summary[f"{label} saturated"]
+            lines.append(
+                f"| {label} | {s['context']:.3f} | {s['prediction']:.3f} | {s['prediction_low']:.3f} | "
+                f"{s['prediction_high']:.3f} |"
+            )
+        if result.signals:
+            lines += [
+                "",
+                "RMS of the MIM signals:",
+                "",
+                "| layer, signal | context | prediction |",
+                "| --- | --- | --- |",
+            ]
+            for label in result.signals:
+                s = summary[f"{label} rms"]
+                lines.append(f"| {label} | {s['context']:.4f} | {s['prediction']:.4f} |")
+        lines.append("")
+    return "\n".join(lines)
