@@ -11,6 +11,8 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 from mimviewer.session import ColourScale, Session
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 
+BAR_WIDTH = 80  # pixels of a colour bar with its tick labels
+
 
 def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
     """A vertical bar of the scale's colours with its tick labels and units."""
@@ -21,7 +23,7 @@ def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
     plot.hideAxis("bottom")
     plot.hideAxis("left")
     plot.showAxis("right")
-    plot.setMaximumWidth(80)
+    plot.setMaximumWidth(BAR_WIDTH)
     gradient = pg.ImageItem(scale.lut[:, None, :])  # (256, 1, 3): row 0 at the bottom
     gradient.setRect(QRectF(0, 0, 1, 1))
     plot.addItem(gradient)
@@ -53,6 +55,7 @@ class FramesPanel(QWidget):
         self.views: dict[str, pg.ViewBox] = {}
         self.images: dict[str, pg.ImageItem] = {}
         self.titles: dict[str, pg.LabelItem] = {}
+        self.header: pg.LabelItem | None = None  # frame number and whether it is context or predicted
         self.borders: dict[str, QGraphicsRectItem] = {}
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.events.sequence.connect(lambda: self.rebuild())
@@ -86,12 +89,13 @@ class FramesPanel(QWidget):
             return
         height, width = self.session.frames.shape[2:]
         columns = self.columns()
+        self.header = self.graphics.addLabel("", row=0, col=0, colspan=5, size="11pt")
         rows = 1 + max(self.place(name)[0] for name, _ in columns)
         for name, title in columns:
             row, col = self.place(name)
-            self.titles[name] = self.graphics.addLabel(title, row=2 * row, col=col, size="10pt")
+            self.titles[name] = self.graphics.addLabel(title, row=2 * row + 1, col=col, size="10pt")
             view = self.graphics.addViewBox(
-                row=2 * row + 1, col=col, lockAspect=True, invertY=True, enableMenu=False
+                row=2 * row + 2, col=col, lockAspect=True, invertY=True, enableMenu=False
             )
             image = pg.ImageItem()
             view.addItem(image)
@@ -104,18 +108,29 @@ class FramesPanel(QWidget):
             view.sigRangeChangedManually.connect(lambda _mask, source=view: self._sync_from(source))
             self.views[name], self.images[name] = view, image
         grid = self.graphics.ci.layout
-        for col in range(3):  # equal sizes, so linked views show the same scale
-            grid.setColumnStretchFactor(col, 10)
-            grid.setColumnPreferredWidth(col, 10)
+        self._equal_columns()
         for row in range(rows):
-            grid.setRowStretchFactor(2 * row + 1, 10)
+            grid.setRowStretchFactor(2 * row + 2, 10)
         scale = self.session.colour_scale()
-        self.graphics.addItem(colour_bar(scale, scale.units), row=1, col=3, rowspan=2 * rows - 1)
+        self.graphics.addItem(colour_bar(scale, scale.units), row=2, col=3, rowspan=2 * rows - 1)
         if len(columns) > 1:
             diff = self.session.diff_scale()
-            self.graphics.addItem(colour_bar(diff, diff.units), row=1, col=4, rowspan=2 * rows - 1)
+            self.graphics.addItem(colour_bar(diff, diff.units), row=2, col=4, rowspan=2 * rows - 1)
         self.reset_zoom()
         self.show_frame()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._equal_columns()
+
+    def _equal_columns(self) -> None:
+        """Give the three view columns the same width, so that linked views share one scale."""
+        if not self.views:
+            return
+        bars = 2 * (BAR_WIDTH + 10)
+        width = max(60, (self.graphics.width() - bars - 30) // 3)
+        for col in range(3):
+            self.graphics.ci.layout.setColumnFixedWidth(col, width)
 
     def _sync_from(self, source: pg.ViewBox) -> None:
         """The user zoomed or panned one view: show the same region in every other view."""
@@ -134,21 +149,26 @@ class FramesPanel(QWidget):
         images = session.images_at(frame)
         context = session.is_context(frame)
         colour = CONTEXT_COLOUR if context else PREDICTED_COLOUR
-        kind = "context (one step from true frames)" if context else "predicted"
         for name, item in self.images.items():
             rgb = images.get(name)
             if rgb is None:
                 item.clear()
             else:
                 item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        last = session.timeline_length - 1
+        if context:
+            status = f"frame {frame} / {last} · context: the model reads this true frame"
+        else:
+            status = f"frame {frame} / {last} · predicted: the model saw frames 0–{session.pre - 1} only"
+        self.header.setText(f"<b>{status}</b>", color=colour)
         for name, title in self.columns():
             label = self.titles.get(name)
             if label is None:
                 continue
-            marker = ("context" if context else "future (unseen by the model)") if name == "gt" else kind
+            marker = ""
             if name != "gt" and images.get(name) is None:
-                marker = "no prediction of frame 0" if frame == 0 else "not computed yet"
-            label.setText(f"<b>{_shorten(title)}</b><br>frame {frame} · {marker}", color=colour, size="9pt")
+                marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
+            label.setText(f"{_shorten(title)}{marker}", color=colour, size="9pt")
         pen = QPen(QColor(colour))
         pen.setWidth(4)
         pen.setCosmetic(True)

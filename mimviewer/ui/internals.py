@@ -116,8 +116,7 @@ class InternalsPanel(QWidget):
         self.channel = QSpinBox(minimum=0, maximum=4095, value=session.channel)
         self.channel.setToolTip("Channel shown by the 'one channel' reduction")
         self.channel.valueChanged.connect(lambda v: setattr(session, "channel", v))
-        self.quantity_bar = QGridLayout()
-        self.quantity_bar.setSpacing(2)
+        self.quantity_box = QWidget()  # replaced whole on every rebuild
         self.quantity_buttons: dict[str, QToolButton] = {}
 
         controls = QGridLayout()
@@ -132,7 +131,8 @@ class InternalsPanel(QWidget):
         controls.addWidget(QLabel("or above"), 2, 2)
         controls.addWidget(self.hi, 2, 3)
         controls.addWidget(QLabel("show"), 3, 0)
-        controls.addLayout(self.quantity_bar, 3, 1, 1, 3)
+        controls.addWidget(self.quantity_box, 3, 1, 1, 3)
+        self.controls = controls
 
         self.grid = pg.GraphicsLayoutWidget()
         self.grid.scene().sigMouseMoved.connect(self._on_hover)
@@ -187,22 +187,32 @@ class InternalsPanel(QWidget):
         self.model_choice.setEnabled(len(session.models) > 1)
         self.model_choice.blockSignals(False)
 
-        while self.quantity_bar.count():
-            item = self.quantity_bar.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        box = QWidget()
+        rows = QVBoxLayout(box)
+        rows.setContentsMargins(0, 0, 0, 0)
+        rows.setSpacing(2)
         self.quantity_buttons = {}
+        row = None
         for name in session.available_quantities(self.slot):
+            if len(self.quantity_buttons) % QUANTITIES_PER_ROW == 0:
+                if row is not None:
+                    row.addStretch(1)
+                row = QHBoxLayout()
+                row.setSpacing(2)
+                rows.addLayout(row)
             button = QToolButton(text=name)
             button.setCheckable(True)
             button.setChecked(name in session.quantities)
             button.setToolTip(describe(name))
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.toggled.connect(self._on_quantities)
-            index = len(self.quantity_buttons)
-            self.quantity_bar.addWidget(button, index // QUANTITIES_PER_ROW, index % QUANTITIES_PER_ROW)
+            row.addWidget(button)
             self.quantity_buttons[name] = button
-        self.quantity_bar.setColumnStretch(QUANTITIES_PER_ROW, 1)
+        if row is not None:
+            row.addStretch(1)
+        self.controls.replaceWidget(self.quantity_box, box)
+        self.quantity_box.deleteLater()
+        self.quantity_box = box
 
         gates = [q for q in session.available_quantities(self.slot) if is_gate(q)]
         current = self.curve_quantity.currentText()

@@ -10,6 +10,7 @@ from PySide6.QtGui import QDropEvent
 
 from mimviewer.commands.demo import load_demo, open_demo
 from mimviewer.session import OutOfDeviceMemory
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 from tests.ui.conftest import wait_finished
 
 
@@ -37,9 +38,10 @@ def test_demo_fills_every_view_and_keys_drive_the_timeline(qtbot, window):
         for (layer, name), (_, image) in internals.cells.items():
             assert np.array_equal(image.image, session.heatmap(layer, name, step), equal_nan=True)
         assert internals.curve_cursor.value() == step
-        if frame >= 1:
-            assert ("context" if frame < session.pre else "predicted") in panel.titles["pred0"].text
-        assert ("context" if frame < session.pre else "future") in panel.titles["gt"].text
+        assert f"frame {frame} /" in panel.header.text
+        assert ("context" if frame < session.pre else "predicted") in panel.header.text
+        colour = CONTEXT_COLOUR if frame < session.pre else PREDICTED_COLOUR
+        assert panel.borders["pred0"].pen().color().name() == colour
 
     qtbot.keyClick(window, Qt.Key.Key_End)
     check_frame(session.pre + session.aft - 1)
