@@ -706,7 +706,8 @@ class Session:
         """A function that writes one export from a snapshot of the results (safe in a thread).
 
         kind: "gif"/"mp4" (comparison video), "strip" (PNG), "heatmaps" (PNG of the internals
-        grid at the current step), "metrics" (CSV), "gates" (gate statistics CSV/JSON).
+        grid at the current step), "heatmaps_gif" (the grid at every step, GIF/MP4), "metrics"
+        (CSV), "gates" (gate statistics CSV/JSON).
         """
         from mimviewer import export
 
@@ -724,7 +725,32 @@ class Session:
             raise DataError("no internals recorded yet: let inference finish")
         if kind == "gates":
             return lambda: export.write_trace_stats(path, trace)
+        names, reduction = self.quantities, self._reduction
         if kind == "heatmaps":
-            step, names, reduction = self.step_of_frame(), self.quantities, self._reduction
+            step = self.step_of_frame()
             return lambda: export.write_png(path, export.render_heatmap_grid(trace, step, names, reduction))
+        if kind == "heatmaps_gif":
+            return lambda: _write_animation(
+                path, [export.render_heatmap_grid(trace, t, names, reduction) for t in range(trace.steps)]
+            )
         raise ValueError(f"unknown export {kind!r}")
+
+
+def _write_animation(path: Path, images: list[np.ndarray], fps: float = 4) -> Path:
+    """RGB images as an animated GIF or MP4 (by suffix), written atomically."""
+    import imageio.v2 as imageio
+
+    from mimviewer.export import VIDEO_SUFFIXES, ExportError, atomic_path
+
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ExportError(f"{path}: animations are .gif or .mp4, not {suffix or 'no suffix'!r}")
+    with atomic_path(path) as tmp:
+        if suffix == ".gif":
+            writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0)
+        else:
+            writer = imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1)
+        with writer:
+            for image in images:
+                writer.append_data(image)
+    return path

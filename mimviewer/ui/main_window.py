@@ -38,6 +38,7 @@ EXPORTS: dict[str, tuple[str, str, str]] = {
     "mp4": ("Comparison as MP4…", "MP4 video (*.mp4)", ".mp4"),
     "strip": ("Comparison strip as PNG…", "PNG (*.png)", ".png"),
     "heatmaps": ("Heatmap grid of this step as PNG…", "PNG (*.png)", ".png"),
+    "heatmaps_gif": ("Heatmap grid of every step as GIF…", "GIF (*.gif);;MP4 video (*.mp4)", ".gif"),
     "metrics": ("Per-frame metrics as CSV…", "CSV (*.csv)", ".csv"),
     "gates": ("Gate statistics as CSV…", "CSV (*.csv);;JSON (*.json)", ".csv"),
 }

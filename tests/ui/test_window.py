@@ -5,7 +5,7 @@ from __future__ import annotations
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from mimviewer.commands.demo import load_demo, open_demo
@@ -199,14 +199,20 @@ def test_drop_files_recent_files_and_layout_are_remembered(qtbot, window, tiny_f
     second.close()
 
 
-@pytest.mark.parametrize("kind", ["gif", "metrics", "heatmaps", "gates"])
+@pytest.mark.parametrize("kind", ["gif", "metrics", "heatmaps", "heatmaps_gif", "gates"])
 def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
     sequence, checkpoint = tiny_files
     window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)
     target = (
         tmp_path
-        / {"gif": "out.gif", "metrics": "metrics.csv", "heatmaps": "grid.png", "gates": "gates.csv"}[kind]
+        / {
+            "gif": "out.gif",
+            "metrics": "metrics.csv",
+            "heatmaps": "grid.png",
+            "heatmaps_gif": "grid.gif",
+            "gates": "gates.csv",
+        }[kind]
     )
     with qtbot.waitSignal(window.exported, timeout=60_000) as blocker:
         window.export(kind, target)
@@ -216,6 +222,9 @@ def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
         frames = iio.imread(target, index=None)
         assert frames.shape[0] == session.pre + session.aft
         assert frames.std() > 10  # drawn, not blank
+    elif kind == "heatmaps_gif":
+        frames = iio.imread(target, index=None)
+        assert frames.shape[0] == session.steps and frames.std() > 10
     elif kind == "heatmaps":
         grid = iio.imread(target)
         assert grid.ndim == 3 and grid.std() > 10
@@ -229,3 +238,35 @@ def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
         mse_column = lines[0].split(",").index("mse")
         row = lines[7].split(",")
         assert float(row[mse_column]) == pytest.approx(session.slots[0].metrics["mse"][6], rel=1e-5)
+
+
+def test_click_on_a_metric_curve_jumps_and_zoom_is_linked(qtbot, window, tiny_files):
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    plot = window.timeline.plot
+    view = plot.plotItem.vb
+    scene_pos = view.mapViewToScene(QPointF(7, float(np.nanmean(window.timeline.curves[0].yData))))
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=plot.mapFromScene(scene_pos))
+    assert window.session.frame == 7
+
+    views = window.frames_panel.views
+    views["gt"].scaleBy((0.5, 0.5))
+    views["gt"].sigRangeChangedManually.emit([True, True])  # what a mouse wheel on the view emits
+    region = views["gt"].viewRect()
+    for name in ("pred0", "diff0"):
+        other = views[name].viewRect()
+        assert abs(other.center().x() - region.center().x()) < 0.5
+        assert abs(other.center().y() - region.center().y()) < 0.5
+        assert other.width() < 16 * 0.75  # zoomed in too
+
+
+def test_a_new_request_cancels_the_running_one(qtbot, window, tiny_files):
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    first_run = window.session.run_id
+    window.runner.start()  # e.g. the user pressed F5 again
+    assert window.session.run_id > first_run
+    wait_finished(qtbot, window)
+    slot = window.session.slots[0]
+    assert slot.done_steps == window.session.steps and slot.finished
