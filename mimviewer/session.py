@@ -543,8 +543,8 @@ class Session:
 
     def default_quantities(self) -> list[str]:
         available = self.available_quantities()
-        chosen = [q for q in PREFERRED_QUANTITIES if q in available][:6]
-        return chosen or available[:6]
+        chosen = [q for q in PREFERRED_QUANTITIES if q in available][:7]
+        return chosen or available[:7]
 
     @property
     def quantities(self) -> list[str]:

@@ -77,7 +77,7 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
     def shoot(ok: bool) -> None:
         session = window.session
         if session.frame == 0 and session.models:  # show a predicted frame, not the empty frame 0
-            session.frame = min(session.pre + 2, session.timeline_length - 1)
+            session.frame = min(session.pre + 1, session.timeline_length - 1)
         if not ok or window.errors:
             print(
                 "mimviewer: error: " + ("; ".join(window.errors) or "inference did not finish"),

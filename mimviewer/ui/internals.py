@@ -137,7 +137,10 @@ class InternalsPanel(QWidget):
         self.grid = pg.GraphicsLayoutWidget()
         self.grid.scene().sigMouseMoved.connect(self._on_hover)
         self.grid.scene().sigMouseClicked.connect(self._on_click)
-        self.hover = QLabel("hover a heatmap to read it; click to enlarge")
+        self.hover = QLabel(
+            "Colours: gates and fractions from 0 (purple) to 1 (yellow); other quantities blue (−) to "
+            "red (+), scaled to each cell's largest value. Hover a heatmap to read it; click to enlarge."
+        )
         self.hover.setWordWrap(True)
         self.curve_quantity = QComboBox()
         self.curve_quantity.setToolTip("Quantity whose saturated fraction is plotted per layer")
