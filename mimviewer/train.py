@@ -282,9 +282,15 @@ def evaluate(model: RecurrentModel, frames: np.ndarray, units: str) -> dict[str,
         "blank": np.zeros_like(truth),
     }
     return {
-        who: {k: float(np.nanmean(v)) for k, v in frame_metrics(truth, prediction, units=units).items()}
+        who: {k: _mean_over_frames(v) for k, v in frame_metrics(truth, prediction, units=units).items()}
         for who, prediction in predictions.items()
     }
+
+
+def _mean_over_frames(values: np.ndarray) -> float:
+    """Mean over the frames where a score is defined (FAR has no value without forecast rain)."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
 
 
 # -- the loop ----------------------------------------------------------------------------
