@@ -156,7 +156,9 @@ class FramesPanel(QWidget):
             else:
                 item.setImage(rgb, autoLevels=False, levels=(0, 255))
         last = session.timeline_length - 1
-        if context:
+        if not session.models:
+            status = f"frame {frame} / {last} · open a checkpoint to predict"
+        elif context:
             status = f"frame {frame} / {last} · context: the model reads this true frame"
         else:
             status = f"frame {frame} / {last} · predicted: the model saw frames 0–{session.pre - 1} only"

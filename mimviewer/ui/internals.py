@@ -156,6 +156,7 @@ class InternalsPanel(QWidget):
         self.curves.addLegend(offset=(-10, 5))
         self.curve_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=1))
         self.curves.addItem(self.curve_cursor)
+        self.curves.setXRange(0, 18)
         curve_head = QHBoxLayout()
         curve_head.addWidget(QLabel("saturation over time of"))
         curve_head.addWidget(self.curve_quantity, 1)
@@ -292,7 +293,7 @@ class InternalsPanel(QWidget):
             pen = pg.mkPen(LAYER_PENS[layer % len(LAYER_PENS)], width=2)
             self.curves.plot(np.arange(len(values)), values, pen=pen, name=f"layer {layer}")
         self.curves.setYRange(0, 1)
-        self.curves.setXRange(0, max(self.session.steps - 1, 1))
+        self.curves.setXRange(0, max(self.session.steps - 1, 1) if self.session.models else 18)
 
     # -- user intent ---------------------------------------------------------------------------
     def _on_step(self, slot: int, t: int) -> None:

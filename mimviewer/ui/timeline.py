@@ -97,7 +97,7 @@ class Timeline(QWidget):
         self.slider.setRange(0, max(length - 1, 0))
         self.slider.blockSignals(False)
         self.context_region.setRegion((-0.5, self.session.pre - 0.5))
-        self.plot.setXRange(-0.5, max(length - 0.5, 0.5), padding=0)
+        self.plot.setXRange(-0.5, max(length, 20) - 0.5, padding=0)
         self.refresh_metrics()
         self.show_frame()
 
