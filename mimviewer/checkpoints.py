@@ -767,11 +767,12 @@ def describe_checkpoint(path: str | Path, *, channels: int | None = None) -> str
     loaded = load_checkpoint(path, channels=channels)
     cfg = loaded.config
     params = sum(p.numel() for p in loaded.model.parameters())
-    size = (
-        f"{cfg.height}x{cfg.width} (fixed by the weights)"
-        if loaded.frame_size_fixed
-        else "any multiple of the patch size (taken from the input)"
-    )
+    if loaded.frame_size_fixed:
+        size = f"{cfg.height}x{cfg.width} (fixed by the weights)"
+    elif loaded.format == "mimviewer":
+        size = f"{cfg.height}x{cfg.width} as saved; any multiple of the patch size runs"
+    else:
+        size = "any multiple of the patch size (taken from the input)"
     lines = [
         f"file:         {loaded.path}",
         f"format:       {loaded.format}",
