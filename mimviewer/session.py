@@ -142,16 +142,16 @@ def is_gate(name: str) -> bool:
 
 
 def _lut(name: str) -> np.ndarray:
-    """A 256-entry RGB lookup table over [0, 1]: our data scales, or a matplotlib one (e.g. RdBu_r)."""
-    if name in colors.SCALES:
-        return colors.color_scale("intensity" if name != "pysteps" else "dBZ", name).lookup_table()
-    import matplotlib
+    """A 256-entry RGB lookup table over [0, 1]: the data scales, or "diverging" (the exports' one)."""
+    if name == "diverging":
+        from mimviewer.export import DIVERGING_LUT
 
-    return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
+        return DIVERGING_LUT
+    return colors.color_scale("intensity" if name != "pysteps" else "dBZ", name).lookup_table()
 
 
 def colour_lut(name: str) -> np.ndarray:
-    """Public access to the lookup tables the views use ("grey", "viridis", "RdBu_r", "radar")."""
+    """The lookup tables the views use: "grey", "viridis", "pysteps" (radar) or "diverging"."""
     return _lut(name)
 
 
@@ -473,7 +473,7 @@ class Session:
             )
             ticks.append((float(pos), f"{math.copysign(value, diff):+.3g}" if diff else "0"))
         units = "" if self.units == "intensity" else f" ({self.units})"
-        return ColourScale(lut=_lut("RdBu_r"), units=f"prediction − GT{units}", ticks=ticks)
+        return ColourScale(lut=_lut("diverging"), units=f"prediction − GT{units}", ticks=ticks)
 
     def render(self, frame: np.ndarray) -> np.ndarray:
         """(C, H, W) model scale -> (H, W, 3) uint8 on the shared colour scale (RGB shown as is)."""
@@ -485,7 +485,7 @@ class Session:
     def render_diff(self, diff: np.ndarray) -> np.ndarray:
         """(C, H, W) prediction - GT -> (H, W, 3) uint8 on the diverging scale."""
         index = (np.clip(diff.mean(0) + 0.5, 0.0, 1.0) * 255).round().astype(np.intp)
-        return _lut("RdBu_r")[index]
+        return _lut("diverging")[index]
 
     def colour_scale_lut(self) -> np.ndarray:
         cached = getattr(self, "_lut_cache", None)

@@ -27,7 +27,7 @@ LAYER_PENS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", 
 
 def lut_for(levels: tuple[float, float]) -> np.ndarray:
     """Sequential colours for [0, x] ranges, diverging ones for ranges around zero."""
-    return colour_lut("RdBu_r" if levels[0] < 0 else "viridis")
+    return colour_lut("diverging" if levels[0] < 0 else "viridis")
 
 
 def colour_map(lut: np.ndarray) -> pg.ColorMap:
