@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+# The tests run tiny models, where a second intra-op thread costs more in hand-offs than it
+# saves (and the CI machine has only two cores, one of them busy with Qt's offscreen paints).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
