@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -88,6 +88,9 @@ class HeatmapDialog(QDialog):
 class InternalsPanel(QWidget):
     """Heatmaps of the chosen quantities for the current step; the session does the maths."""
 
+    # New thresholds or channel, but the raw values were too big to keep: inference must run again.
+    rerun_requested = Signal()
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -115,7 +118,7 @@ class InternalsPanel(QWidget):
             box.valueChanged.connect(self._on_thresholds)
         self.channel = QSpinBox(minimum=0, maximum=4095, value=session.channel)
         self.channel.setToolTip("Channel shown by the 'one channel' reduction")
-        self.channel.valueChanged.connect(lambda v: setattr(session, "channel", v))
+        self.channel.valueChanged.connect(self._on_channel)
         self.quantity_box = QWidget()  # replaced whole on every rebuild
         self.quantity_buttons: dict[str, QToolButton] = {}
 
@@ -312,6 +315,15 @@ class InternalsPanel(QWidget):
 
     def _on_thresholds(self) -> None:
         self.session.set_thresholds(self.lo.value(), self.hi.value())
+        self._rerun_if_needed()
+
+    def _on_channel(self, value: int) -> None:
+        self.session.channel = value
+        self._rerun_if_needed()
+
+    def _rerun_if_needed(self) -> None:
+        if self.session.needs_rerun:
+            self.rerun_requested.emit()
 
     def cell_at(self, scene_pos: QPointF) -> tuple[int, str, int, int] | None:
         """(layer, quantity, row, column) of the heatmap pixel under a scene position."""

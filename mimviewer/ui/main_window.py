@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.frames_panel)
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
+        self.internals.rerun_requested.connect(self.runner.start)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)

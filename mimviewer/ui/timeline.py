@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -53,6 +53,7 @@ class Timeline(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(250)
         self.timer.timeout.connect(self.advance)
+        self.clock = QElapsedTimer()  # playback skips frames when drawing cannot keep up
 
         controls = QHBoxLayout()
         for widget in (
@@ -182,6 +183,7 @@ class Timeline(QWidget):
         if playing:
             if self.session.frame >= self.session.timeline_length - 1:
                 self.session.frame = 0
+            self.clock.start()
             self.timer.start(int(1000 / self.fps.value()))
         else:
             self.timer.stop()
@@ -191,10 +193,14 @@ class Timeline(QWidget):
         return self.timer.isActive()
 
     def advance(self) -> None:
+        """Next frame(s) at the chosen fps, in real time: late ticks skip frames, as ImageView does."""
+        due = max(1, round(self.clock.restart() * self.fps.value() / 1000)) if self.clock.isValid() else 1
         last = self.session.timeline_length - 1
-        if self.session.frame < last:
-            self.session.frame += 1
+        target = self.session.frame + due
+        if target <= last:
+            self.session.frame = target
         elif self.loop.isChecked():
-            self.session.frame = 0
+            self.session.frame = 0 if self.session.frame == last else last
         else:
+            self.session.frame = last
             self.play_button.setChecked(False)

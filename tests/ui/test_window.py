@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from mimviewer.commands.demo import load_demo, open_demo
@@ -128,3 +129,24 @@ def test_click_on_a_metric_curve_jumps_and_zoom_is_linked(qtbot, window, tiny_fi
         assert abs(other.center().x() - region.center().x()) < 0.5
         assert abs(other.center().y() - region.center().y()) < 0.5
         assert other.width() < 16 * 0.75  # zoomed in too
+
+
+def test_thresholds_rerun_inference_when_raw_values_were_too_big_to_keep(
+    qtbot, window, tiny_files, monkeypatch
+):
+    import mimviewer.session
+
+    monkeypatch.setattr(mimviewer.session, "RAW_BUDGET_BYTES", 0)
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    session = window.session
+    assert session.slots[0].trace.raw == {}
+    high_before = session.slots[0].stats["0/f"][:, 4].copy()  # fraction above 0.9
+    run = session.run_id
+    window.internals.hi.setValue(0.6)
+    assert session.run_id > run  # a new rollout with the new thresholds
+    wait_finished(qtbot, window)
+    assert session.slots[0].trace.spec.hi == pytest.approx(0.6)
+    high_after = session.slots[0].stats["0/f"][:, 4]  # fraction above 0.6
+    assert (high_after >= high_before).all() and high_after.sum() > high_before.sum()
