@@ -160,11 +160,12 @@ class Session:
 
     def __init__(self) -> None:
         self.events = SessionEvents()
-        self.frames: np.ndarray | None = None  # (T, C, H, W) model scale
+        self.all_frames: np.ndarray | None = None  # (T, C, H, W) model scale: the whole sequence read
+        self._start = 0  # first frame of the window the models run on (frame 0 of the timeline)
+        self._gt_cache: dict[int, np.ndarray] = {}  # rendered GT images by absolute frame index
         self.units = "intensity"
         self.source = ""
         self.to_physical: Callable[[np.ndarray], np.ndarray] = lambda x: x
-        self.gt_images: list[np.ndarray] = []
         self.slots: list[ModelSlot | None] = [None, None]
         self._frame = 0
         self._quantities: list[str] = []
@@ -195,16 +196,46 @@ class Session:
             raise DataError(f"{source or 'sequence'}: need at least 2 frames, got {len(frames)}")
         self._sequence = None
         self.notes = []
-        self.frames = frames
+        self.all_frames = frames
+        self._start = 0
         self.units = units
         self.source = source
         self.to_physical = to_physical or (lambda x: x)
-        self.gt_images = [self.render(f) for f in frames]
+        self._show_window()
+
+    def _show_window(self) -> None:
+        self._gt_cache = {}
         self._frame = 0
         for slot in range(2):
             self._clear_results(slot)
         self.events.sequence.emit()
         self.events.frame.emit(frame=0)
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        """The frames from the window start on, (T, C, H, W): timeline frame k is ``frames[k]``."""
+        return None if self.all_frames is None else self.all_frames[self._start :]
+
+    @property
+    def start(self) -> int:
+        return self._start
+
+    @start.setter
+    def start(self, value: int) -> None:
+        """Move the window the models run on along a long sequence (results are cleared)."""
+        if self.all_frames is None:
+            return
+        value = int(min(max(value, 0), len(self.all_frames) - 2))
+        if value != self._start:
+            self._start = value
+            self._show_window()
+
+    def gt_image(self, frame: int) -> np.ndarray:
+        """Display image of GT frame ``frame`` of the timeline, rendered on first use."""
+        index = self._start + frame
+        if index not in self._gt_cache:
+            self._gt_cache[index] = self.render(self.all_frames[index])
+        return self._gt_cache[index]
 
     def open_sequence(self, path: str | Path) -> None:
         """Read a sequence file through the data readers (fitted to the model's frame size, if any)."""
@@ -335,7 +366,8 @@ class Session:
         if self.frames is None:
             raise DataError("open a sequence first")
         pre, aft = self.pre, self.aft
-        frames = self.frames[: pre + aft]
+        window = self.frames  # fixed for this run, even if the user opens another file meanwhile
+        frames = window[: pre + aft]
         dev = pick_device(device)
         for slot_index, slot in self.models:
             model = slot.model
@@ -362,7 +394,7 @@ class Session:
                 frame = step.frame[0].cpu().numpy()
                 maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
                 stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
-                diff = frame - self.frames[step.t + 1]
+                diff = frame - window[step.t + 1]
                 yield StepUpdate(
                     run,
                     slot_index,
@@ -375,17 +407,18 @@ class Session:
                     stats,
                 )
             outputs = result.outputs[0]  # (steps, C, H, W)
-            yield SlotDone(run, slot_index, result.trace, self.frame_metrics(outputs))
+            yield SlotDone(run, slot_index, result.trace, self.frame_metrics(outputs, window))
 
     @staticmethod
     def devices() -> list[str]:
         """Devices a user can pick: auto, cpu and every CUDA GPU."""
         return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
-    def frame_metrics(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
+    def frame_metrics(self, outputs: np.ndarray, window: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Metrics of every predicted frame 1..steps, as arrays over the timeline (NaN at frame 0)."""
-        assert self.frames is not None
-        gt = self.frames[1 : len(outputs) + 1]
+        window = self.frames if window is None else window
+        assert window is not None
+        gt = window[1 : len(outputs) + 1]
         try:
             from mimviewer.metrics import frame_metrics
         except ImportError:  # metrics module not there yet: MSE and MAE only
@@ -497,7 +530,7 @@ class Session:
     def images_at(self, frame: int | None = None) -> dict[str, np.ndarray | None]:
         """Display images of one frame: "gt", "pred0", "diff0", "pred1", "diff1" (None = not yet)."""
         frame = self._frame if frame is None else frame
-        out: dict[str, np.ndarray | None] = {"gt": self.gt_images[frame] if frame < self.num_frames else None}
+        out: dict[str, np.ndarray | None] = {"gt": self.gt_image(frame) if frame < self.num_frames else None}
         for index, slot in self.models:
             t = frame - 1
             ok = 0 <= t < len(slot.images)

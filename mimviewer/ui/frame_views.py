@@ -156,12 +156,15 @@ class FramesPanel(QWidget):
             else:
                 item.setImage(rgb, autoLevels=False, levels=(0, 255))
         last = session.timeline_length - 1
+        where = f" (sequence frame {session.start + frame})" if session.start else ""
         if not session.models:
-            status = f"frame {frame} / {last} · open a checkpoint to predict"
+            status = f"frame {frame} / {last}{where} · open a checkpoint to predict"
         elif context:
-            status = f"frame {frame} / {last} · context: the model reads this true frame"
+            status = f"frame {frame} / {last}{where} · context: the model reads this true frame"
         else:
-            status = f"frame {frame} / {last} · predicted: the model saw frames 0–{session.pre - 1} only"
+            status = (
+                f"frame {frame} / {last}{where} · predicted: the model saw frames 0–{session.pre - 1} only"
+            )
         self.header.setText(f"<b>{status}</b>", color=colour)
         for name, title in self.columns():
             label = self.titles.get(name)

@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
+        self.timeline.window_moved.connect(self.move_window)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -231,6 +232,12 @@ class MainWindow(QMainWindow):
         if run:
             self.runner.start()
         return True
+
+    def move_window(self, start: int) -> None:
+        """Run the models on frames from ``start`` on (a long sequence has room to move)."""
+        self.runner.cancel()
+        self.session.start = start
+        self.runner.start()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +28,8 @@ MODEL_PENS = ("#dc2626", "#7c3aed")  # slot 0, slot 1
 class Timeline(QWidget):
     """Drives ``session.frame``; plays with a QTimer; clicking a metric curve jumps there."""
 
+    window_moved = Signal(int)  # the user moved the models' window along a long sequence
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -44,6 +46,9 @@ class Timeline(QWidget):
         self.fps = QSpinBox(minimum=1, maximum=60, value=4, suffix=" fps")
         self.fps.setToolTip("Playback speed")
         self.fps.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
+        self.window_start = QSpinBox(minimum=0, maximum=0, prefix="window from frame ")
+        self.window_start.setToolTip("Where in a long sequence the context frames begin")
+        self.window_start.valueChanged.connect(self.window_moved.emit)
         self.loop = QCheckBox("loop")
         self.loop.setChecked(True)
         self.loop.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -94,6 +99,12 @@ class Timeline(QWidget):
     # -- state from the session -----------------------------------------------------------
     def reset(self) -> None:
         length = self.session.timeline_length
+        total = 0 if self.session.all_frames is None else len(self.session.all_frames)
+        self.window_start.blockSignals(True)
+        self.window_start.setRange(0, max(total - 2, 0))
+        self.window_start.setValue(self.session.start)
+        self.window_start.blockSignals(False)
+        self.window_start.setVisible(total > length)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(length - 1, 0))
         self.slider.blockSignals(False)

@@ -39,7 +39,7 @@ def test_rollout_streams_one_update_per_step_then_metrics(session):
     # the image of frame k is the rendered output of step k-1, whose diff is pred - GT
     session.frame = 5
     images = session.images_at()
-    assert images["pred0"] is slot.images[4] and images["gt"] is session.gt_images[5]
+    assert images["pred0"] is slot.images[4] and images["gt"] is session.gt_image(5)
     value = session.value_at("diff0", 5, 3, 7)
     assert value == pytest.approx(float(slot.outputs[4, 0, 3, 7] - session.frames[5, 0, 3, 7]), abs=1e-6)
     mse = slot.metrics["mse"]
@@ -81,3 +81,16 @@ def test_quantities_keep_only_what_the_model_has(session):
     session.quantities = ["f", "M", "H", "S"]
     assert session.quantities == ["f", "H"]
     assert session.heatmap(0, "M") is None
+
+
+def test_window_moves_along_a_long_sequence(session):
+    run_all(session)
+    assert session.slots[0].finished
+    session.start = 2
+    assert not session.slots[0].finished and session.slots[0].done_steps == 0  # results cleared
+    np.testing.assert_array_equal(session.frames[0], session.all_frames[2])
+    run_all(session)
+    slot = session.slots[0]
+    expected = ((slot.outputs[4] - session.all_frames[2 + 5]) ** 2).mean()
+    assert slot.metrics["mse"][5] == pytest.approx(float(expected), rel=1e-4)
+    assert np.array_equal(session.images_at(5)["gt"], session.render(session.all_frames[7]))

@@ -27,7 +27,7 @@ def test_demo_fills_every_view_and_keys_drive_the_timeline(qtbot, window):
         assert session.frame == frame
         assert window.timeline.slider.value() == frame
         assert window.timeline.cursor.value() == frame
-        assert shows(panel.images["gt"], session.gt_images[frame])
+        assert shows(panel.images["gt"], session.gt_image(frame))
         if frame >= 1:
             assert shows(panel.images["pred0"], slot.images[frame - 1])
             assert shows(panel.images["diff0"], slot.diff_images[frame - 1])

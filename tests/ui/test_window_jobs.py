@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -104,3 +105,20 @@ def test_a_new_request_cancels_the_running_one(qtbot, window, tiny_files):
     wait_finished(qtbot, window)
     slot = window.session.slots[0]
     assert slot.done_steps == window.session.steps and slot.finished
+
+
+def test_moving_the_window_along_a_long_sequence_reruns(qtbot, window, tiny_files):
+    sequence, checkpoint = tiny_files  # 12 frames, the model uses 6 + 6: no room
+    window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    assert not window.timeline.window_start.isVisibleTo(window)
+    session = window.session
+    session.slots[0].model.config.aft = 4  # shorter horizon: 2 frames of room
+    window.timeline.reset()
+    assert window.timeline.window_start.isVisibleTo(window)
+    window.timeline.window_start.setValue(2)
+    assert session.start == 2
+    wait_finished(qtbot, window)
+    session.frame = 3
+    assert np.array_equal(window.frames_panel.images["gt"].image, session.render(session.all_frames[5]))
+    assert "sequence frame 5" in window.frames_panel.header.text
