@@ -286,13 +286,17 @@ class Session:
         self.events.models.emit(slot=slot)
 
     def load_checkpoint(self, path: str | Path, *, slot: int = 0) -> None:
+        """Load a checkpoint into a slot; a sequence opened from a file is resized to fit it."""
         from mimviewer.checkpoints import load_checkpoint
 
-        channels = None if self.frames is None else self.frames.shape[1]
-        overrides = None
-        if self.frames is not None:
-            overrides = {"height": self.frames.shape[2], "width": self.frames.shape[3]}
-        loaded = load_checkpoint(path, channels=channels, overrides=overrides)
+        if self.frames is None:
+            loaded = load_checkpoint(path)
+        else:
+            channels, size = self.frames.shape[1], tuple(self.frames.shape[2:])
+            try:  # the sequence's frame size, unless the weights fix another one
+                loaded = load_checkpoint(path, channels=channels, frame_size=size)
+            except ShapeError:
+                loaded = load_checkpoint(path, channels=channels)
         self.set_model(loaded.model, name=Path(path).name, source=str(path), slot=slot)
 
     @property

@@ -229,6 +229,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # an unexpected failure must not take the window down
             self.show_error("Could not open the file", f"{type(exc).__name__}: {exc}")
             return False
+        if self.session.notes:
+            self.status_text.setText("sequence: " + "; ".join(self.session.notes))
         if run:
             self.runner.start()
         return True
