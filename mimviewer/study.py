@@ -42,6 +42,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207),
 )
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+HISTOGRAM_BINS = 20  # gate values in [0, 1], bins of 0.05
+ACTIVE_RAIN_MM_H = 0.5  # radar: a grid cell is active where its patch rains at least this much
+ACTIVE_INTENSITY = 0.1  # video: ... where its patch holds ink brighter than this
 
 
 @dataclass
@@ -54,6 +57,11 @@ class StudyResult:
     saturated: dict[str, np.ndarray]  # "L{layer} {gate}" -> (steps,) fraction saturated (low + high)
     saturated_low: dict[str, np.ndarray]
     saturated_high: dict[str, np.ndarray]
+    saturated_active: dict[str, np.ndarray]  # the same, only where there is something (rain / ink)
+    gate_mean: dict[str, np.ndarray]  # "L{layer} {gate}" -> (steps,) mean gate value
+    histograms: dict[str, np.ndarray]  # "L{layer} {gate}" -> (HISTOGRAM_BINS,) share of values per bin
+    histograms_active: dict[str, np.ndarray]  # the same, only where there is something
+    active_share: float  # fraction of grid cells that are active over the prediction steps
     signals: dict[str, np.ndarray]  # "L{layer} {name}" -> (steps,) RMS of the raw tensor
     trace: Trace
 
@@ -63,17 +71,42 @@ class StudyResult:
         out: dict[str, dict[str, float]] = {}
         for label, curve in self.saturated.items():
             out[f"{label} saturated"] = {
-                "context": float(curve[context].mean()),
-                "prediction": float(curve[horizon].mean()),
-                "prediction_low": float(self.saturated_low[label][horizon].mean()),
-                "prediction_high": float(self.saturated_high[label][horizon].mean()),
+                "mean_gate_prediction": float(np.nanmean(self.gate_mean[label][horizon])),
+                "context": float(np.nanmean(curve[context])),
+                "prediction": float(np.nanmean(curve[horizon])),
+                "prediction_low": float(np.nanmean(self.saturated_low[label][horizon])),
+                "prediction_high": float(np.nanmean(self.saturated_high[label][horizon])),
+                "prediction_active": float(np.nanmean(self.saturated_active[label][horizon])),
             }
         for label, curve in self.signals.items():
             out[f"{label} rms"] = {
-                "context": float(curve[context].mean()),
-                "prediction": float(curve[horizon].mean()),
+                "context": float(np.nanmean(curve[context])),
+                "prediction": float(np.nanmean(curve[horizon])),
             }
+        out["active cells"] = {"prediction": self.active_share}
         return out
+
+
+def active_cells(frames: np.ndarray, patch: int, threshold: float, steps: int) -> np.ndarray:
+    """(steps, N, H', W') bool: grid cells whose patch holds a value >= threshold in the frame a
+    step reads (t) or predicts (t + 1), in the ground truth: where the weather (or the ink) is."""
+    n, t, c, h, w = frames.shape
+    patches = frames.reshape(n, t, c, h // patch, patch, w // patch, patch).max(axis=(2, 4, 6))
+    present = patches >= threshold  # (N, T, H', W')
+    return np.moveaxis(present[:, :steps] | present[:, 1 : steps + 1], 1, 0)
+
+
+def _raw(trace: Trace, layer: int, name: str, steps: int) -> np.ndarray:
+    """Raw values (steps, N, C, H', W') as float64; steps a module did not run are NaN.
+
+    MIM-N has no difference to read at step 0 and computes no gates there, so its gates
+    hold one entry fewer; those missing steps are the first ones.
+    """
+    raw = trace.raw[f"{layer}/{name}"].astype(np.float64)
+    missing = steps - raw.shape[0]
+    if missing:
+        raw = np.concatenate([np.full((missing, *raw.shape[1:]), np.nan), raw])
+    return raw
 
 
 def study_model(
@@ -85,19 +118,58 @@ def study_model(
     keep = {*FORGET_GATES, *MIM_SIGNALS}
     spec = ProbeSpec(lo=lo, hi=hi, keep_raw=True, quantities=frozenset(keep))
     trace = rollout(model, frames, probes=spec, device="cpu").trace
-    saturated, low, high, signals = {}, {}, {}, {}
+    steps = cfg.pre + cfg.aft - 1
+    if cfg.units in ("dBZ", "mm/h"):
+        from mimviewer.data.units import rain_rate_to_unit
+
+        threshold = float(rain_rate_to_unit(ACTIVE_RAIN_MM_H))
+    else:
+        threshold = ACTIVE_INTENSITY
+    active = active_cells(frames, cfg.patch_size, threshold, steps)[:, :, None]  # (steps, N, 1, H', W')
+    saturated, low, high, active_sat, means, histograms, histograms_active, signals = ({} for _ in range(8))
     for layer in range(cfg.num_layers):
         for gate in FORGET_GATES:
             if trace.has(layer, gate):
                 label = f"L{layer} {gate}"
-                saturated[label] = trace.stat(layer, gate, "frac_saturated").mean(1)
-                low[label] = trace.stat(layer, gate, "frac_low").mean(1)
-                high[label] = trace.stat(layer, gate, "frac_high").mean(1)
+                raw = _raw(trace, layer, gate, steps)  # (steps, N, C, H', W'), NaN where not computed
+                missing = np.isnan(raw).all(axis=(1, 2, 3, 4))
+                saturated[label] = np.where(
+                    missing, np.nan, trace.stat(layer, gate, "frac_saturated").mean(1)
+                )
+                low[label] = np.where(missing, np.nan, trace.stat(layer, gate, "frac_low").mean(1))
+                high[label] = np.where(missing, np.nan, trace.stat(layer, gate, "frac_high").mean(1))
+                means[label] = np.where(missing, np.nan, trace.stat(layer, gate, "mean").mean(1))
+                mask = np.broadcast_to(active, raw.shape) & ~np.isnan(raw)
+                outside = (raw < lo) | (raw > hi)
+                with np.errstate(invalid="ignore"):
+                    active_sat[label] = (outside & mask).sum(axis=(1, 2, 3, 4)) / mask.sum(axis=(1, 2, 3, 4))
+                horizon = slice(cfg.pre - 1, None)  # prediction steps only
+                counts, _ = np.histogram(
+                    raw[horizon][~np.isnan(raw[horizon])], bins=HISTOGRAM_BINS, range=(0, 1)
+                )
+                histograms[label] = counts / max(1, counts.sum())
+                counts, _ = np.histogram(raw[horizon][mask[horizon]], bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+                histograms_active[label] = counts / max(1, counts.sum())
         for signal in MIM_SIGNALS:
             if trace.has(layer, signal):
-                raw = trace.raw[f"{layer}/{signal}"]  # (steps, B, C, H', W')
-                signals[f"L{layer} {signal}"] = np.sqrt((raw.astype(np.float64) ** 2).mean(axis=(1, 2, 3, 4)))
-    return StudyResult(name, cfg.pre, cfg.aft, saturated, low, high, signals, trace)
+                raw = _raw(trace, layer, signal, steps)
+                signals[f"L{layer} {signal}"] = np.sqrt((raw**2).mean(axis=(1, 2, 3, 4)))
+    share = float(active[cfg.pre - 1 :].mean())
+    return StudyResult(
+        name,
+        cfg.pre,
+        cfg.aft,
+        saturated,
+        low,
+        high,
+        active_sat,
+        means,
+        histograms,
+        histograms_active,
+        share,
+        signals,
+        trace,
+    )
 
 
 # -- figures ------------------------------------------------------------------------------
@@ -110,21 +182,24 @@ def plot_curves(
     *,
     title: str,
     ylabel: str,
-    pre: int,
+    pre: int | None,
     y_range: tuple[float, float] | None = None,
     size: tuple[int, int] = (720, 400),
+    x_labels: list[str] | None = None,
+    xlabel: str = "predicted frame (shaded: beyond the context)",
 ) -> np.ndarray:
-    """Line plot of per-step curves as RGB uint8; the context/prediction boundary is marked.
+    """Line plot of curves as RGB uint8.
 
-    The x axis is the frame each step predicts (step t -> frame t + 1, 1-based frames
-    2 .. pre + aft), so the shaded part is the prediction horizon.
+    By default the x axis is the frame each step predicts (step t -> frame t + 1, 1-based
+    frames 2 .. pre + aft) and the prediction horizon is shaded; ``x_labels`` replaces the
+    tick labels (``pre=None``: no shading).
     """
     width, height = size
     left, right, top, bottom = 64, 190, 34, 46
     image = np.full((height, width, 3), 255, np.uint8)
     steps = len(next(iter(curves.values())))
     values = np.concatenate(list(curves.values()))
-    y0, y1 = y_range if y_range is not None else (0.0, float(values.max()) * 1.05 or 1.0)
+    y0, y1 = y_range if y_range is not None else (0.0, float(np.nanmax(values)) * 1.05 or 1.0)
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def px(t: float, v: float) -> tuple[int, int]:
@@ -132,24 +207,26 @@ def plot_curves(
         y = top + plot_h * (1 - (v - y0) / (y1 - y0))
         return round(x), round(y)
 
-    boundary = px(pre - 1, y0)[0]  # step pre-1 predicts the first future frame
-    image[top : top + plot_h, boundary : left + plot_w] = (255, 240, 220)
+    if pre is not None:
+        boundary = px(pre - 1, y0)[0]  # step pre-1 predicts the first future frame
+        image[top : top + plot_h, boundary : left + plot_w] = (255, 240, 220)
     for k in range(5):
         v = y0 + (y1 - y0) * k / 4
         _, y = px(0, v)
         cv2.line(image, (left, y), (left + plot_w, y), (225, 225, 225), 1)
         _text(image, f"{v:.2g}", 6, y + 4, 0.4)
+    labels = x_labels if x_labels is not None else [str(t + 2) for t in range(steps)]
     for t in range(0, steps, 2):
         x, _ = px(t, y0)
-        _text(image, str(t + 2), x - 6, top + plot_h + 16, 0.4)
+        _text(image, labels[t], x - 6, top + plot_h + 16, 0.4)
     cv2.rectangle(image, (left, top), (left + plot_w, top + plot_h), (0, 0, 0), 1)
     _text(image, title, left, 22, 0.5)
-    _text(image, "predicted frame (shaded: beyond the context)", left, height - 10, 0.4)
+    _text(image, xlabel, left, height - 10, 0.4)
     _text(image, ylabel, 6, 22, 0.4)
     for k, (label, curve) in enumerate(curves.items()):
         colour = PALETTE[k % len(PALETTE)]
-        points = np.array([px(t, float(v)) for t, v in enumerate(curve)], np.int32)
-        cv2.polylines(image, [points], False, colour, 2, cv2.LINE_AA)
+        points = np.array([px(t, float(v)) for t, v in enumerate(curve) if np.isfinite(v)], np.int32)
+        cv2.polylines(image, [points], False, colour, 2, cv2.LINE_AA)  # undefined steps are left out
         y = top + 12 + 18 * k
         cv2.line(image, (left + plot_w + 10, y - 4), (left + plot_w + 30, y - 4), colour, 2)
         _text(image, label, left + plot_w + 36, y, 0.42)
@@ -168,13 +245,23 @@ def write_study(
     for result in results:
         lo, hi = result.trace.spec.lo, result.trace.spec.hi
         figure = plot_curves(
-            result.saturated,
-            title=f"{result.name}: forget gates outside [{lo:g}, {hi:g}]",
+            result.saturated | {f"{k} (active)": v for k, v in result.saturated_active.items()},
+            title=f"{result.name}: forget gates outside [{lo:g}, {hi:g}] (all cells; active cells)",
             ylabel="fraction",
             pre=result.pre,
             y_range=(0.0, 1.0),
         )
         written[f"{result.name}_saturation"] = write_png(out_dir / f"{result.name}_saturation.png", figure)
+        centres = [f"{(k + 0.5) / HISTOGRAM_BINS:.2f}" for k in range(HISTOGRAM_BINS)]
+        figure = plot_curves(
+            result.histograms | {f"{k} (active)": v for k, v in result.histograms_active.items()},
+            title=f"{result.name}: forget-gate values over the prediction steps",
+            ylabel="share",
+            pre=None,
+            x_labels=centres,
+            xlabel="gate value (bin centre)",
+        )
+        written[f"{result.name}_gate_values"] = write_png(out_dir / f"{result.name}_gate_values.png", figure)
         if result.signals:
             figure = plot_curves(
                 result.signals,
@@ -221,17 +308,25 @@ def summary_markdown(results: list[StudyResult]) -> str:
             f"## {result.name}",
             "",
             f"Forget gates outside [{lo:g}, {hi:g}], mean fraction over the context steps and over the "
-            f"prediction steps (split into low < {lo:g} and high > {hi:g}):",
+            f"prediction steps (split into low < {lo:g} and high > {hi:g}); active cells are the grid "
+            f"cells with rain (or ink) in the true frame a step reads or predicts "
+            f"({result.active_share:.1%} of the cells over the prediction steps):",
             "",
-            "| layer, gate | context | prediction | prediction low | prediction high |",
-            "| --- | --- | --- | --- | --- |",
+            "| layer, gate | mean gate (prediction) | saturated: context | prediction | "
+            "prediction low | prediction high | prediction, active cells |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for label in result.saturated:
             s = summary[f"{label} saturated"]
-            lines.append(
-                f"| {label} | {s['context']:.3f} | {s['prediction']:.3f} | {s['prediction_low']:.3f} | "
-                f"{s['prediction_high']:.3f} |"
+            numbers = (
+                "mean_gate_prediction",
+                "context",
+                "prediction",
+                "prediction_low",
+                "prediction_high",
+                "prediction_active",
             )
+            lines.append(f"| {label} | " + " | ".join(f"{s[k]:.3f}" for k in numbers) + " |")
         if result.signals:
             lines += [
                 "",
