@@ -185,8 +185,10 @@ class Session:
         units: str = "intensity",
         source: str = "",
         to_physical: Callable[[np.ndarray], np.ndarray] | None = None,
+        notes: tuple[str, ...] | list[str] = (),
     ) -> None:
-        """Show ``frames`` (T, C, H, W) in model scale [0, 1]; ``to_physical`` maps back to units."""
+        """Show ``frames`` (T, C, H, W) in model scale [0, 1]; ``to_physical`` maps back to units;
+        ``notes`` say what was done to the frames on the way (shown to the user)."""
         frames = np.asarray(frames, np.float32)
         if frames.ndim == 3:
             frames = frames[:, None]
@@ -195,7 +197,7 @@ class Session:
         if len(frames) < 2:
             raise DataError(f"{source or 'sequence'}: need at least 2 frames, got {len(frames)}")
         self._sequence = None
-        self.notes = []
+        self.notes = list(notes)
         self.all_frames = frames
         self._start = 0
         self.units = units
@@ -256,8 +258,14 @@ class Session:
             cfg = slot.model.config
             seq = fit_to(seq, cfg.height, cfg.width)
         frames = seq.frames(0, min(len(seq), MAX_FRAMES))
-        self.set_sequence(frames, units=seq.meta.units, source=seq.meta.source, to_physical=seq.to_physical)
-        self._sequence, self.notes = opened, list(seq.meta.transforms)
+        self.set_sequence(
+            frames,
+            units=seq.meta.units,
+            source=seq.meta.source,
+            to_physical=seq.to_physical,
+            notes=seq.meta.transforms,
+        )
+        self._sequence = opened
 
     @property
     def num_frames(self) -> int:

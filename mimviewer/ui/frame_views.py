@@ -88,6 +88,10 @@ class FramesPanel(QWidget):
             )
             return
         height, width = self.session.frames.shape[2:]
+        notes = "; ".join(self.session.notes)
+        self.readout.setText(
+            f"frames: {notes}" if notes else "move the cursor over a frame to read its values"
+        )
         columns = self.columns()
         self.header = self.graphics.addLabel("", row=0, col=0, colspan=5, size="11pt")
         rows = 1 + max(self.place(name)[0] for name, _ in columns)

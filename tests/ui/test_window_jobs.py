@@ -122,3 +122,30 @@ def test_moving_the_window_along_a_long_sequence_reruns(qtbot, window, tiny_file
     session.frame = 3
     assert np.array_equal(window.frames_panel.images["gt"].image, session.render(session.all_frames[5]))
     assert "sequence frame 5" in window.frames_panel.header.text
+
+
+def test_a_sequence_of_another_size_is_resized_to_the_model_and_the_user_told(qtbot, window, tmp_path):
+    from mimviewer.checkpoints import save_checkpoint
+    from mimviewer.data import synthetic
+    from mimviewer.nets import create_model
+
+    # LayerNorm over (C, H', W') fixes the frame size in the weights: 16x16 frames
+    model = create_model(
+        "convlstm",
+        num_hidden=(4,),
+        filter_size=3,
+        patch_size=2,
+        height=16,
+        width=16,
+        layer_norm=True,
+        pre=6,
+        aft=6,
+    )
+    checkpoint = tmp_path / "ln.safetensors"
+    save_checkpoint(checkpoint, model)
+    big = tmp_path / "big.npy"
+    np.save(big, synthetic.bouncing_digits(1, length=12, size=24, num_digits=1, seed=4)[0])
+    assert window.open_paths(sequence=big, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    assert window.session.frames.shape[2:] == (16, 16)
+    assert "resized 24x24 -> 16x16" in window.frames_panel.readout.text()
