@@ -58,6 +58,7 @@ class StudyResult:
     saturated_low: dict[str, np.ndarray]
     saturated_high: dict[str, np.ndarray]
     saturated_active: dict[str, np.ndarray]  # the same, only where there is something (rain / ink)
+    saturated_active_low: dict[str, np.ndarray]  # ... below lo there
     gate_mean: dict[str, np.ndarray]  # "L{layer} {gate}" -> (steps,) mean gate value
     histograms: dict[str, np.ndarray]  # "L{layer} {gate}" -> (HISTOGRAM_BINS,) share of values per bin
     histograms_active: dict[str, np.ndarray]  # the same, only where there is something
@@ -77,6 +78,7 @@ class StudyResult:
                 "prediction_low": float(np.nanmean(self.saturated_low[label][horizon])),
                 "prediction_high": float(np.nanmean(self.saturated_high[label][horizon])),
                 "prediction_active": float(np.nanmean(self.saturated_active[label][horizon])),
+                "prediction_active_low": float(np.nanmean(self.saturated_active_low[label][horizon])),
             }
         for label, curve in self.signals.items():
             out[f"{label} rms"] = {
@@ -126,7 +128,9 @@ def study_model(
     else:
         threshold = ACTIVE_INTENSITY
     active = active_cells(frames, cfg.patch_size, threshold, steps)[:, :, None]  # (steps, N, 1, H', W')
-    saturated, low, high, active_sat, means, histograms, histograms_active, signals = ({} for _ in range(8))
+    saturated, low, high, active_sat, active_low, means, histograms, histograms_active, signals = (
+        {} for _ in range(9)
+    )
     for layer in range(cfg.num_layers):
         for gate in FORGET_GATES:
             if trace.has(layer, gate):
@@ -141,8 +145,10 @@ def study_model(
                 means[label] = np.where(missing, np.nan, trace.stat(layer, gate, "mean").mean(1))
                 mask = np.broadcast_to(active, raw.shape) & ~np.isnan(raw)
                 outside = (raw < lo) | (raw > hi)
+                cells = mask.sum(axis=(1, 2, 3, 4))
                 with np.errstate(invalid="ignore"):
-                    active_sat[label] = (outside & mask).sum(axis=(1, 2, 3, 4)) / mask.sum(axis=(1, 2, 3, 4))
+                    active_sat[label] = (outside & mask).sum(axis=(1, 2, 3, 4)) / cells
+                    active_low[label] = ((raw < lo) & mask).sum(axis=(1, 2, 3, 4)) / cells
                 horizon = slice(cfg.pre - 1, None)  # prediction steps only
                 counts, _ = np.histogram(
                     raw[horizon][~np.isnan(raw[horizon])], bins=HISTOGRAM_BINS, range=(0, 1)
@@ -163,6 +169,7 @@ def study_model(
         low,
         high,
         active_sat,
+        active_low,
         means,
         histograms,
         histograms_active,
@@ -313,8 +320,8 @@ def summary_markdown(results: list[StudyResult]) -> str:
             f"({result.active_share:.1%} of the cells over the prediction steps):",
             "",
             "| layer, gate | mean gate (prediction) | saturated: context | prediction | "
-            "prediction low | prediction high | prediction, active cells |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "prediction low | prediction high | prediction, active cells | of which low |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for label in result.saturated:
             s = summary[f"{label} saturated"]
@@ -325,6 +332,7 @@ def summary_markdown(results: list[StudyResult]) -> str:
                 "prediction_low",
                 "prediction_high",
                 "prediction_active",
+                "prediction_active_low",
             )
             lines.append(f"| {label} | " + " | ".join(f"{s[k]:.3f}" for k in numbers) + " |")
         if result.signals:
