@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 from mimviewer.session import ColourScale, Session
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 
-BAR_WIDTH = 80  # pixels of a colour bar with its tick labels
+BAR_WIDTH = 100  # pixels of a colour bar with its tick labels and title
 
 
 def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
@@ -31,6 +31,7 @@ def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
     plot.setYRange(0, 1, padding=0)
     axis = plot.getAxis("right")
     axis.setTicks([scale.ticks])
+    axis.setWidth(BAR_WIDTH - 30)  # room for the longest tick label and the title beside it
     axis.setLabel(title)
     return plot
 
