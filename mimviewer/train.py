@@ -91,14 +91,20 @@ class TrainConfig:
         if self.steps < 1 or self.batch_size < 1:
             raise MimviewerError(f"steps and batch size must be >= 1, got {self.steps}, {self.batch_size}")
 
-    def model_config(self) -> ModelConfig:
+    def model_config(
+        self, frame: tuple[int, int, int] | None = None, units: str | None = None
+    ) -> ModelConfig:
+        """The model's config; the data's ``frame`` (C, H, W) and units fill what the flags leave open."""
         overrides = dict(self.model)
         if self.data == "storms":
             overrides.setdefault("units", "dBZ")
+        if units is not None:
+            overrides.setdefault("units", units)
         if self.data in SYNTHETIC:
-            overrides.setdefault("height", self.size)
-            overrides.setdefault("width", self.size)
-            overrides.setdefault("channels", 1)
+            frame = frame or (1, self.size, self.size)
+        if frame is not None:
+            for name, value in zip(("channels", "height", "width"), frame, strict=True):
+                overrides.setdefault(name, int(value))
         return default_config(self.arch, **overrides)
 
     def to_json(self) -> str:
@@ -366,9 +372,9 @@ def train(
     run_dir = Path(run_dir)
     dev = pick_device(device)
     configure_device(dev)
-    model_cfg = cfg.model_config()
-    pre, aft = model_cfg.pre, model_cfg.aft
+    pre, aft = cfg.model_config().pre, cfg.model_config().aft
     data = make_data(cfg, pre + aft)
+    model_cfg = cfg.model_config(frame=data.held_out.shape[2:], units=data.units)
     if cfg.loss == "balanced" and data.units != "dBZ":
         raise MimviewerError(
             f"--loss balanced weighs rain rates and needs radar data in dBZ, not {data.units}"

@@ -160,3 +160,20 @@ def test_balanced_mse_weighs_heavy_rain_and_refuses_non_radar_data(tmp_path):
     assert balanced_weights(unit).tolist() == [1.0, 1.0, 2.0, 5.0, 10.0, 30.0]
     with pytest.raises(MimviewerError, match="needs radar data in dBZ"):
         train(tiny_config(loss="balanced"), tmp_path, log=lambda _: None)
+
+
+def test_trains_on_windows_of_a_sequence_file_with_the_end_held_out(tmp_path):
+    from mimviewer.data.synthetic import bouncing_digits
+
+    frames = bouncing_digits(1, length=60, size=16, seed=3)[0]  # (T, C, H, W)
+    np.save(tmp_path / "clip.npy", frames)
+    cfg = tiny_config(data=str(tmp_path / "clip.npy"), steps=2, val_sequences=3)
+    data = make_data(cfg, 6)
+    assert data.held_out.shape == (3, 6, 1, 16, 16)
+    np.testing.assert_allclose(data.held_out[-1], frames[-6:], atol=1e-6)  # the last window is held out
+    assert data.batch(0, 4).shape == (4, 6, 1, 16, 16)
+    assert train(cfg, tmp_path / "run", log=lambda _: None).step == 2
+    short = tiny_config(data=str(tmp_path / "short.npy"))
+    np.save(tmp_path / "short.npy", frames[:20])
+    with pytest.raises(MimviewerError, match="too few"):
+        make_data(short, 6)
