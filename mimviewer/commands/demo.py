@@ -99,8 +99,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimviewer.ui.app import has_display, run_window
+    from mimviewer.inference import pick_device
+    from mimviewer.ui.app import choose_device, has_display, run_window
 
+    pick_device(args.device)  # a device that cannot work is an error before any window opens
     screenshot = args.screenshot
     if screenshot is None and not has_display():
         screenshot = str(Path.cwd() / HEADLESS_SCREENSHOT)
@@ -112,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mimviewer: {demo.note}", file=sys.stderr)
 
     def setup(window) -> None:
-        window.device_choice.blockSignals(True)
-        window.device_choice.setCurrentText(args.device)
-        window.device_choice.blockSignals(False)
-        window.runner.device = args.device
+        choose_device(window, args.device)
         open_demo(window, demo)
 
     return run_window(setup, screenshot=screenshot)

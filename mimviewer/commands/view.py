@@ -24,15 +24,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimviewer.ui.app import has_display, run_window
+    from mimviewer.inference import pick_device
+    from mimviewer.ui.app import choose_device, has_display, run_window
 
+    pick_device(args.device)  # a device that cannot work is an error before any window opens
     if args.screenshot is None and not has_display():
         raise MimviewerError(
             "no display found (DISPLAY/WAYLAND_DISPLAY unset): pass --screenshot PNG to render offscreen"
         )
 
     def setup(window) -> None:
-        window.device_choice.setCurrentText(args.device)
+        choose_device(window, args.device)
         if args.input or args.checkpoint or args.compare:
             window.open_paths(sequence=args.input, checkpoint=args.checkpoint, compare=args.compare)
 

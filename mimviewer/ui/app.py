@@ -36,6 +36,20 @@ def application() -> QApplication:
     return app  # type: ignore[return-value]
 
 
+def choose_device(window: MainWindow, name: str) -> None:
+    """Select the device for the window's runs (checked first: an unusable one is a clear error)."""
+    from mimviewer.inference import pick_device
+
+    pick_device(name)  # raises MimviewerError for e.g. cuda on a machine without a GPU
+    box = window.device_choice
+    if box.findText(name) < 0:
+        box.addItem(name)
+    box.blockSignals(True)
+    box.setCurrentText(name)
+    box.blockSignals(False)
+    window.runner.device = name
+
+
 def save_screenshot(window: MainWindow, path: str | Path) -> Path:
     """Render the whole window (docks included) into a PNG."""
     QApplication.processEvents()

@@ -71,3 +71,12 @@ def test_view_screenshot_of_a_broken_checkpoint_fails_cleanly(qtbot, tiny_files,
     assert main(["view", str(sequence), "--checkpoint", str(broken), "--screenshot", str(png)]) == 2
     assert "broken.ckpt" in capsys.readouterr().err
     assert not png.exists()
+
+
+def test_a_device_that_cannot_work_is_a_one_line_error(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        return  # on a GPU machine cuda is a fine choice
+    assert main(["demo", "--device", "cuda", "--screenshot", "unused.png"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
