@@ -105,6 +105,7 @@ def split_key(k: str) -> tuple[int, str]:
 class _Buffers:
     maps: torch.Tensor  # (steps, 4, B, *S): mean, low, high, channel
     stats: torch.Tensor  # (steps, B, 6)
+    scratch: torch.Tensor  # (B, C, *S): room for one comparison at a time
     raw: list[torch.Tensor] = field(default_factory=list)
 
 
@@ -142,25 +143,27 @@ class TraceRecorder(Probe):
             buffers = _Buffers(
                 maps=value.new_zeros((self.steps, len(MAP_REDUCTIONS), batch, *spatial)),
                 stats=value.new_zeros((self.steps, batch, len(STAT_NAMES))),
+                scratch=torch.empty_like(value),
             )
             self._buffers[k] = buffers
         spec, t = self.spec, self.t
-        low = (value < spec.lo).float()
-        high = (value > spec.hi).float()
-        channel = min(spec.channel, value.shape[1] - 1)
-        maps = buffers.maps[t]
-        maps[0] = value.mean(1)
-        maps[1] = low.mean(1)
-        maps[2] = high.mean(1)
-        maps[3] = value[:, channel]
+        scratch = buffers.scratch  # float, like value: comparisons into a float buffer are fast
+        maps = buffers.maps[t]  # (4, B, *S), written in place
+        torch.mean(value, 1, out=maps[0])
+        torch.mean(torch.lt(value, spec.lo, out=scratch), 1, out=maps[1])
+        torch.mean(torch.gt(value, spec.hi, out=scratch), 1, out=maps[2])
+        maps[3] = value[:, min(spec.channel, value.shape[1] - 1)]
+        # Whole-tensor means from the (C times smaller) maps: every map entry averages C values.
+        means = maps[:3].flatten(2).mean(2)  # (3, B): mean, frac_low, frac_high
         flat = value.flatten(1)
-        stats = buffers.stats[t]
-        stats[:, 0] = flat.mean(1)
+        still = torch.lt(torch.abs(value, out=scratch), spec.eps, out=scratch).flatten(1)
+        stats = buffers.stats[t]  # (B, 6) in STAT_NAMES order
+        stats[:, 0] = means[0]
         stats[:, 1] = flat.amin(1)
         stats[:, 2] = flat.amax(1)
-        stats[:, 3] = low.flatten(1).mean(1)
-        stats[:, 4] = high.flatten(1).mean(1)
-        stats[:, 5] = (flat.abs() < spec.eps).float().mean(1)
+        stats[:, 3] = means[1]
+        stats[:, 4] = means[2]
+        stats[:, 5] = still.mean(1)
         if spec.keep_raw:
             buffers.raw.append(value.clone())
 

@@ -90,3 +90,35 @@ def test_wrong_frame_size_names_expected_and_given():
     model = create_model("convlstm", num_hidden=(4,), height=8, width=8, patch_size=2)
     with pytest.raises(ShapeError, match=r"\(1, 8, 8\)"):
         rollout(model, torch.rand(1, 4, 1, 8, 12), pre=2, aft=2)
+
+
+def test_recorder_reductions_equal_the_direct_formulas():
+    from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, TraceRecorder
+
+    spec = ProbeSpec(lo=0.2, hi=0.7, channel=2, eps=0.05)
+    recorder = TraceRecorder(spec, steps=2)
+    values = [torch.rand(3, 5, 4, 6) * 2 - 0.5 for _ in range(2)]
+    for t, value in enumerate(values):
+        recorder.begin_step(t)
+        recorder.record(1, "f", value)
+    trace = recorder.finish(pre=2, aft=1)
+    for t, v in enumerate(values):
+        expected_maps = {
+            "mean": v.mean(1),
+            "low": (v < 0.2).float().mean(1),
+            "high": (v > 0.7).float().mean(1),
+            "channel": v[:, 2],
+        }
+        for reduction in MAP_REDUCTIONS:
+            np.testing.assert_allclose(trace.map(1, "f", reduction)[t], expected_maps[reduction], atol=1e-6)
+        flat = v.flatten(1)
+        expected_stats = {
+            "mean": flat.mean(1),
+            "min": flat.amin(1),
+            "max": flat.amax(1),
+            "frac_low": (flat < 0.2).float().mean(1),
+            "frac_high": (flat > 0.7).float().mean(1),
+            "frac_still": (flat.abs() < 0.05).float().mean(1),
+        }
+        for stat in STAT_NAMES:
+            np.testing.assert_allclose(trace.stat(1, "f", stat)[t], expected_stats[stat], atol=1e-6)
