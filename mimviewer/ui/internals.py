@@ -263,7 +263,12 @@ class InternalsPanel(QWidget):
                     self.grid.addLabel("—", row=layer + 1, col=col + 1)
                     continue
                 view = self.grid.addViewBox(
-                    row=layer + 1, col=col + 1, lockAspect=True, invertY=True, enableMenu=False
+                    row=layer + 1,
+                    col=col + 1,
+                    # unit x step maps of the 1-D family are long and thin: let them fill the cell
+                    lockAspect=not session.is_vector(layer, name, self.slot),
+                    invertY=True,
+                    enableMenu=False,
                 )
                 view.setMouseEnabled(False, False)
                 image = pg.ImageItem()
@@ -301,6 +306,8 @@ class InternalsPanel(QWidget):
     # -- user intent ---------------------------------------------------------------------------
     def _on_step(self, slot: int, t: int) -> None:
         if slot == self.slot:
+            if t == 0:  # the first maps tell which quantities are unit vectors
+                self._layout_grid()
             if t == self.session.step_of_frame() or t == 0:
                 self.refresh_images()
             self.refresh_curves()
