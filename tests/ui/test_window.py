@@ -150,3 +150,32 @@ def test_thresholds_rerun_inference_when_raw_values_were_too_big_to_keep(
     assert session.slots[0].trace.spec.hi == pytest.approx(0.6)
     high_after = session.slots[0].stats["0/f"][:, 4]  # fraction above 0.6
     assert (high_after >= high_before).all() and high_after.sum() > high_before.sum()
+
+
+def test_models_show_only_the_quantities_they_have(qtbot, window, tiny_files, tmp_path):
+    from mimviewer.checkpoints import save_checkpoint
+    from mimviewer.nets import create_model
+
+    sequence, _ = tiny_files
+    small = {"filter_size": 3, "patch_size": 2, "height": 16, "width": 16, "pre": 6, "aft": 6}
+    mim = tmp_path / "mim.safetensors"
+    save_checkpoint(mim, create_model("mim", num_hidden=(4, 4), **small))
+    window.open_paths(sequence=sequence, checkpoint=mim)
+    wait_finished(qtbot, window)
+    session, internals = window.session, window.internals
+    session.quantities = ["f", "D", "S", "H"]
+    assert (0, "f") in internals.cells and (0, "H") in internals.cells
+    assert (0, "D") not in internals.cells and (0, "S") not in internals.cells  # layer 0 is an ST-LSTM
+    assert (1, "D") in internals.cells and (1, "S") in internals.cells  # layer 1 is a MIM block
+    assert internals.cells[(1, "S")][1].image is not None
+
+    lstm = tmp_path / "lstm.safetensors"
+    save_checkpoint(lstm, create_model("lstm", num_hidden=(8,), **small))
+    window.open_paths(checkpoint=lstm)
+    wait_finished(qtbot, window)
+    session.quantities = ["f", "H"]
+    session.frame = 4
+    image = internals.cells[(0, "f")][1].image  # units x steps, filled up to the current step
+    assert image.shape == (8, session.steps)
+    assert np.isfinite(image[:, : session.step_of_frame() + 1]).all()
+    assert np.isnan(image[:, session.step_of_frame() + 1 :]).all()
