@@ -121,6 +121,7 @@ class MainWindow(QMainWindow):
         self._action(
             file_menu, "Open checkpoint to &compare…", lambda: self.ask_open("compare"), "Ctrl+Shift+K"
         )
+        self._action(file_menu, "Close the compared checkpoint", self.close_compared)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -234,6 +235,13 @@ class MainWindow(QMainWindow):
         if run:
             self.runner.start()
         return True
+
+    def close_compared(self) -> None:
+        """Back to one model: drop the second one and run again."""
+        if self.session.slots[1] is not None:
+            self.runner.cancel()
+            self.session.remove_model(1)
+            self.runner.start()
 
     def move_window(self, start: int) -> None:
         """Run the models on frames from ``start`` on (a long sequence has room to move)."""

@@ -149,3 +149,25 @@ def test_a_sequence_of_another_size_is_resized_to_the_model_and_the_user_told(qt
     wait_finished(qtbot, window)
     assert window.session.frames.shape[2:] == (16, 16)
     assert "resized 24x24 -> 16x16" in window.frames_panel.readout.text()
+
+
+def test_compare_two_checkpoints_then_close_the_second(qtbot, window, tiny_files, tmp_path):
+    from mimviewer.checkpoints import save_checkpoint
+    from mimviewer.nets import create_model
+
+    sequence, checkpoint = tiny_files
+    other = tmp_path / "other.safetensors"
+    small = {"filter_size": 3, "patch_size": 2, "height": 16, "width": 16, "pre": 6, "aft": 6}
+    save_checkpoint(other, create_model("predrnn", num_hidden=(4, 4), **small))
+    window.open_paths(sequence=sequence, checkpoint=checkpoint, compare=other)
+    wait_finished(qtbot, window)
+    session, panel = window.session, window.frames_panel
+    assert set(panel.images) == {"gt", "pred0", "diff0", "pred1", "diff1"}
+    session.frame = 8
+    assert np.array_equal(panel.images["pred1"].image, session.slots[1].images[7])
+    assert not np.array_equal(session.slots[0].outputs, session.slots[1].outputs)
+    assert len(window.timeline.curves) == 2
+    assert window.internals.model_choice.count() == 2
+    window.close_compared()
+    wait_finished(qtbot, window)
+    assert set(panel.images) == {"gt", "pred0", "diff0"} and len(window.timeline.curves) == 1
