@@ -13,18 +13,17 @@ ours+probes per repeat) so that a busy machine slows all three alike; the median
 
 OpenSTL's source is read from ``--openstl`` (default /tmp/openstl); its package
 ``__init__`` files pull in many extra libraries, so only the model and module files are
-imported, under stub packages. Without the checkout the reference columns are skipped.
+imported, under stub packages (tools/openstl_reference.py). Without the checkout the
+reference columns are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,21 +31,18 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for folder in (REPO, REPO / "tools"):  # tools/: the shared OpenSTL loader
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from openstl_reference import DEFAULT_ROOT, OpenSTLNotFoundError, load_openstl  # noqa: E402
 
 from mimviewer.inference import pick_device, rollout  # noqa: E402
 from mimviewer.nets import create_model, list_models  # noqa: E402
 from mimviewer.trace import ProbeSpec  # noqa: E402
 
-# our registry name -> (OpenSTL module file, model file, model class)
-REFERENCE = {
-    "convlstm": ("convlstm_modules", "convlstm_model", "ConvLSTM_Model"),
-    "predrnn": ("predrnn_modules", "predrnn_model", "PredRNN_Model"),
-    "mim": ("mim_modules", "mim_model", "MIM_Model"),
-}
-# MIM's model file needs the ST-LSTM cell as well as its own modules.
-EXTRA_MODULES = {"mim": ("predrnn_modules",)}
+# the registry names timed against OpenSTL by default
+REFERENCE = ("convlstm", "predrnn", "mim")
 
 
 @dataclass(frozen=True)
@@ -74,48 +70,24 @@ CONFIGS = {
 }
 
 
-# -- OpenSTL, imported file by file --------------------------------------------------------
-def _load_file(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_reference_class(root: Path, arch: str) -> type[torch.nn.Module]:
-    """OpenSTL's model class for ``arch``, its ``openstl.modules`` imports served by stubs."""
-    package_dir = root / "openstl"
-    for stub_name, stub_dir in (("openstl", package_dir), ("openstl.modules", package_dir / "modules")):
-        if stub_name not in sys.modules:
-            stub = types.ModuleType(stub_name)
-            stub.__path__ = [str(stub_dir)]
-            sys.modules[stub_name] = stub
-    modules_stub = sys.modules["openstl.modules"]
-    module_file, model_file, class_name = REFERENCE[arch]
-    for name in (*EXTRA_MODULES.get(arch, ()), module_file):
-        loaded = _load_file(f"openstl.modules.{name}", package_dir / "modules" / f"{name}.py")
-        for attr, value in vars(loaded).items():
-            if isinstance(value, type):
-                setattr(modules_stub, attr, value)
-    model_module = _load_file(f"openstl.models.{model_file}", package_dir / "models" / f"{model_file}.py")
-    return getattr(model_module, class_name)
-
-
 def build_reference(root: Path, ours: torch.nn.Module, bench: BenchConfig) -> torch.nn.Module:
     cfg = ours.config
-    configs = types.SimpleNamespace(
-        in_shape=(bench.pre + bench.aft, cfg.channels, cfg.height, cfg.width),
+    try:
+        openstl = load_openstl(cfg.arch, root=root)
+    except OpenSTLNotFoundError as error:
+        raise SystemExit(str(error)) from None
+    reference = openstl.build(
+        cfg.arch,
+        num_hidden=cfg.num_hidden,
+        pre=bench.pre,
+        aft=bench.aft,
+        channels=cfg.channels,
+        height=cfg.height,
+        width=cfg.width,
         patch_size=cfg.patch_size,
         filter_size=cfg.filter_size,
-        stride=1,
-        layer_norm=int(cfg.layer_norm),
-        pre_seq_length=bench.pre,
-        aft_seq_length=bench.aft,
-        total_length=bench.pre + bench.aft,
-        reverse_scheduled_sampling=0,
+        layer_norm=cfg.layer_norm,
     )
-    reference = load_reference_class(root, cfg.arch)(cfg.num_layers, list(cfg.num_hidden), configs)
     missing, unexpected = reference.load_state_dict(ours.state_dict(), strict=False)
     unused = [re.compile(p) for p in type(ours).unused_checkpoint_keys]
     not_copied = [k for k in missing if not any(p.fullmatch(k) for p in unused)]
@@ -239,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         help="wall time, or process CPU time (shared CPUs)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--openstl", type=Path, default=Path("/tmp/openstl"), help="OpenSTL source checkout")
+    parser.add_argument("--openstl", type=Path, default=DEFAULT_ROOT, help="OpenSTL source checkout")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

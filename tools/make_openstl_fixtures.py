@@ -1,14 +1,14 @@
 """Write tests/fixtures/openstl/: checkpoints in OpenSTL's own flavours plus OpenSTL's own outputs.
 
 OpenSTL's model and module files are imported straight from a checkout (default
-/tmp/openstl, or OPENSTL_DIR) with its package imports stubbed, so none of its heavy
-dependencies are needed and none of its files enter this repository: only the data its
-code produces. For each recurrent architecture OpenSTL has, a tiny model (2 layers x 8
-hidden, 16x16 frames) gets seeded random weights (peepholes and LayerNorms too, so they
-matter), is saved in one real checkpoint flavour, and is run by OpenSTL on random frames
-with the scheduled-sampling mask all zeros (inference). ``<name>.npz`` holds the input
-``frames`` (B, T, C, H, W), OpenSTL's ``outputs`` (B, T-1, C, H, W: step t predicts frame
-t+1), ``pre``, ``aft``, the ``arch`` and the ``checkpoint`` file name.
+/tmp/openstl, or OPENSTL_DIR) with its package imports stubbed (tools/openstl_reference.py),
+so none of its heavy dependencies are needed and none of its files enter this repository:
+only the data its code produces. For each recurrent architecture OpenSTL has, a tiny model
+(2 layers x 8 hidden, 16x16 frames) gets seeded random weights (peepholes and LayerNorms
+too, so they matter), is saved in one real checkpoint flavour, and is run by OpenSTL on
+random frames with the scheduled-sampling mask all zeros (inference). ``<name>.npz`` holds
+the input ``frames`` (B, T, C, H, W), OpenSTL's ``outputs`` (B, T-1, C, H, W: step t
+predicts frame t+1), ``pre``, ``aft``, the ``arch`` and the ``checkpoint`` file name.
 
     .venv/bin/python tools/make_openstl_fixtures.py [--only mim,e3d_lstm]
 
@@ -19,9 +19,7 @@ weights) and compares mimviewer's outputs with OpenSTL's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
-import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -31,9 +29,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from openstl_reference import OpenSTL, OpenSTLNotFoundError, load_openstl  # tools/, beside this script
 from torch import nn
 
-OPENSTL_DIR = Path(os.environ.get("OPENSTL_DIR", "/tmp/openstl")) / "openstl"
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "openstl"
 BATCH, PRE, AFT = 2, 4, 4
 
@@ -41,7 +39,7 @@ BATCH, PRE, AFT = 2, 4, 4
 @dataclass(frozen=True)
 class Fixture:
     name: str  # our registry name, also the file stem
-    model_class: str  # OpenSTL's class in openstl/models
+    model_class: str  # OpenSTL's class in openstl/models (its method's name, saved as a hyper-parameter)
     flavour: str  # lightning | lightning-bare | state-dict-module | training-state | net-param | state-dict
     channels: int = 1
     size: int = 16
@@ -66,48 +64,6 @@ FIXTURES_TO_MAKE = (
     # Plain state dict; E3D's kernels are (2, 5, 5) in OpenSTL whatever filter_size says.
     Fixture("e3d_lstm", "E3DLSTM_Model", "state-dict", patch_size=4, filter_size=5),
 )
-
-
-def load_file(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_openstl() -> SimpleNamespace:
-    """OpenSTL's model classes and reshape_patch; ``openstl.modules`` is a stub holding its cells."""
-    package = types.ModuleType("openstl")
-    package.__path__ = []
-    cells = types.ModuleType("openstl.modules")
-    sys.modules.setdefault("openstl", package)
-    sys.modules["openstl.modules"] = cells
-    for file in (
-        "convlstm_modules",
-        "predrnn_modules",
-        "predrnnv2_modules",
-        "predrnnpp_modules",
-        "mim_modules",
-        "e3dlstm_modules",
-    ):
-        module = load_file(f"openstl_fixture.{file}", OPENSTL_DIR / "modules" / f"{file}.py")
-        for name in dir(module):
-            if not name.startswith("_"):
-                setattr(cells, name, getattr(module, name))
-    models = {}
-    for file in (
-        "convlstm_model",
-        "predrnn_model",
-        "predrnnv2_model",
-        "predrnnpp_model",
-        "mim_model",
-        "e3dlstm_model",
-    ):
-        module = load_file(f"openstl_fixture.{file}", OPENSTL_DIR / "models" / f"{file}.py")
-        models.update({n: getattr(module, n) for n in dir(module) if n.endswith("_Model")})
-    utils = load_file("openstl_fixture.predrnn_utils", OPENSTL_DIR / "utils" / "predrnn_utils.py")
-    return SimpleNamespace(models=models, reshape_patch=utils.reshape_patch, back=utils.reshape_patch_back)
 
 
 def hyper_parameters(fx: Fixture) -> dict[str, Any]:
@@ -190,10 +146,10 @@ def checkpoint_object(fx: Fixture, state: dict[str, torch.Tensor]) -> tuple[str,
     return f"{fx.name}.pth", state
 
 
-def make(fx: Fixture, openstl: SimpleNamespace, seed: int) -> Path:
+def make(fx: Fixture, openstl: OpenSTL, seed: int) -> Path:
     generator = torch.Generator().manual_seed(seed)
     configs = SimpleNamespace(**hyper_parameters(fx))
-    model = openstl.models[fx.model_class](len(fx.num_hidden), list(fx.num_hidden), configs).eval()
+    model = openstl.models[fx.name](len(fx.num_hidden), list(fx.num_hidden), configs).eval()
     randomize(model, generator)
     frames = torch.rand((BATCH, PRE + AFT, fx.channels, fx.size, fx.size), generator=generator)
     p = fx.patch_size
@@ -204,7 +160,7 @@ def make(fx: Fixture, openstl: SimpleNamespace, seed: int) -> Path:
             module.convlstm_c = None
     with torch.no_grad():
         out, _ = model(patched, mask, return_loss=False)  # (B, T-1, H', W', p*p*C)
-    outputs = openstl.back(out, p).permute(0, 1, 4, 2, 3).contiguous()  # (B, T-1, C, H, W)
+    outputs = openstl.reshape_patch_back(out, p).permute(0, 1, 4, 2, 3).contiguous()  # (B, T-1, C, H, W)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     file_name, obj = checkpoint_object(fx, state)
     FIXTURES.mkdir(parents=True, exist_ok=True)
@@ -227,7 +183,10 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated names, e.g. mim,e3d_lstm (default: all)")
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else None
-    openstl = load_openstl()
+    try:
+        openstl = load_openstl(*(fx.name for fx in FIXTURES_TO_MAKE))
+    except OpenSTLNotFoundError as error:
+        raise SystemExit(f"{error}; no fixtures written.") from None
     for seed, fx in enumerate(FIXTURES_TO_MAKE):
         if wanted is None or fx.name in wanted:
             path = make(fx, openstl, seed)

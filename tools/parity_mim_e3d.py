@@ -1,8 +1,9 @@
 """Check mimviewer's MIM and E3D-LSTM against OpenSTL's own code, live.
 
 OpenSTL's model and module files are imported straight from a checkout (default
-/tmp/openstl, or the OPENSTL_DIR environment variable) with its package imports stubbed,
-so none of its heavy dependencies are needed and none of its files live in this repository.
+/tmp/openstl, or the OPENSTL_DIR environment variable) with its package imports stubbed
+(tools/openstl_reference.py), so none of its heavy dependencies are needed and none of its
+files live in this repository.
 For each config the script builds OpenSTL's model with random weights (peepholes and
 LayerNorms included), loads its state dict into ours (strict, after dropping
 ``unused_checkpoint_keys``), runs both on the same frames (scheduled-sampling mask all
@@ -17,45 +18,15 @@ OpenSTL's second call on the very same input differs, while ours repeats exactly
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import sys
-import types
-from pathlib import Path
-from types import SimpleNamespace
 
 import torch
+from openstl_reference import OpenSTL, check_cases, copy_weights  # tools/, beside this script
 
 from mimviewer.nets import create_model, patchify
 
 TOLERANCE = 1e-5
-OPENSTL_DIR = Path(os.environ.get("OPENSTL_DIR", "/tmp/openstl")) / "openstl"
-
-
-def load_file(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_openstl() -> SimpleNamespace:
-    """Import only the files we need; ``openstl.modules`` is a stub filled with their cells."""
-    package = types.ModuleType("openstl")
-    package.__path__ = []
-    modules = types.ModuleType("openstl.modules")
-    sys.modules.setdefault("openstl", package)
-    sys.modules["openstl.modules"] = modules
-    for file in ("predrnn_modules", "mim_modules", "e3dlstm_modules"):
-        module = load_file(f"openstl_ref.{file}", OPENSTL_DIR / "modules" / f"{file}.py")
-        for name in dir(module):
-            if not name.startswith("_"):
-                setattr(modules, name, getattr(module, name))
-    mim = load_file("openstl_ref.mim_model", OPENSTL_DIR / "models" / "mim_model.py")
-    e3d = load_file("openstl_ref.e3dlstm_model", OPENSTL_DIR / "models" / "e3dlstm_model.py")
-    return SimpleNamespace(mim=mim.MIM_Model, e3d_lstm=e3d.E3DLSTM_Model, mim_block=modules.MIMBlock)
 
 
 def randomise(model: torch.nn.Module) -> None:
@@ -78,27 +49,14 @@ def reset_leaked_state(model: torch.nn.Module, block_class: type) -> None:
             module.convlstm_c = None
 
 
-def run_case(openstl: SimpleNamespace, arch: str, **cfg) -> float:
+def run_case(openstl: OpenSTL, arch: str, **cfg) -> float:
     torch.manual_seed(0)
     pre, aft, channels, height, width = cfg["pre"], cfg["aft"], cfg["channels"], cfg["height"], cfg["width"]
     p, hidden = cfg["patch_size"], cfg["num_hidden"]
-    args = SimpleNamespace(
-        in_shape=(pre + aft, channels, height, width),
-        patch_size=p,
-        filter_size=cfg["filter_size"],
-        stride=1,
-        layer_norm=int(cfg["layer_norm"]),
-        pre_seq_length=pre,
-        aft_seq_length=aft,
-        total_length=pre + aft,
-        reverse_scheduled_sampling=0,
-    )
-    theirs = getattr(openstl, arch)(len(hidden), list(hidden), args).eval()
+    theirs = openstl.build(arch, **cfg).eval()
     randomise(theirs)
     ours = create_model(arch, **cfg).eval()
-    unused = [re.compile(pattern) for pattern in ours.unused_checkpoint_keys]
-    state = {k: v for k, v in theirs.state_dict().items() if not any(u.fullmatch(k) for u in unused)}
-    ours.load_state_dict(state, strict=True)
+    copy_weights(theirs, ours)
 
     batch = 2
     frames = torch.rand(batch, pre + aft, channels, height, width)  # (B, T, C, H, W)
@@ -110,7 +68,7 @@ def run_case(openstl: SimpleNamespace, arch: str, **cfg) -> float:
         return out.permute(0, 1, 4, 2, 3)  # (B, steps, p*p*C, H', W')
 
     with torch.no_grad():
-        reset_leaked_state(theirs, openstl.mim_block)
+        reset_leaked_state(theirs, openstl.cells.MIMBlock)
         their_first = reference()
         their_leaky = reference()  # MIM: S left over from the first call
         our_first = patchify(ours(frames, pre, aft), p)
@@ -129,13 +87,6 @@ def run_case(openstl: SimpleNamespace, arch: str, **cfg) -> float:
 
 
 def main() -> int:
-    if not (OPENSTL_DIR / "models" / "mim_model.py").exists():
-        print(f"OpenSTL source not found at {OPENSTL_DIR.parent} (set OPENSTL_DIR); nothing checked.")
-        return 2
-    openstl = load_openstl()
-    base = dict(
-        pre=4, aft=3, channels=2, height=8, width=12, patch_size=2, filter_size=3, num_hidden=(8, 8, 8)
-    )
     cases = [
         ("mim", dict(layer_norm=False)),
         ("mim", dict(layer_norm=True)),
@@ -150,12 +101,7 @@ def main() -> int:
         ("e3d_lstm", dict(layer_norm=True, filter_size=5, patch_size=4, channels=1, num_hidden=(4, 4))),
         ("e3d_lstm", dict(layer_norm=True, filter_size=5, pre=10, aft=10, num_hidden=(6, 6, 6))),
     ]
-    worst = 0.0
-    for arch, changes in cases:
-        worst = max(worst, run_case(openstl, arch, **{**base, **changes}))
-    verdict = "OK" if worst < TOLERANCE else "MISMATCH"
-    print(f"worst difference {worst:.3g} (tolerance {TOLERANCE:g}): {verdict}")
-    return 0 if worst < TOLERANCE else 1
+    return check_cases(run_case, cases, TOLERANCE)
 
 
 if __name__ == "__main__":

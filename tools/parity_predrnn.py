@@ -1,8 +1,9 @@
 """Check mimviewer's PredRNN, PredRNN-V2 and PredRNN++ against OpenSTL's own code, live.
 
 OpenSTL's model and module files are imported straight from a checkout (default
-/tmp/openstl, or the OPENSTL_DIR environment variable) with its package imports stubbed,
-so none of its heavy dependencies are needed and none of its files live in this repository.
+/tmp/openstl, or the OPENSTL_DIR environment variable) with its package imports stubbed
+(tools/openstl_reference.py), so none of its heavy dependencies are needed and none of its
+files live in this repository.
 For each config the script builds OpenSTL's model with random weights, loads its state
 dict into ours (strict, after dropping ``unused_checkpoint_keys``), runs both on the same
 frames and prints the largest absolute difference of the predictions (and, for
@@ -15,57 +16,19 @@ the weights) gives the same model.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import re
 import sys
 import tempfile
-import types
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
+from openstl_reference import OpenSTL, check_cases, copy_weights  # tools/, beside this script
 
 from mimviewer.checkpoints import load_checkpoint
 from mimviewer.nets import create_model
 
 TOLERANCE = 1e-5
-OPENSTL_DIR = Path(os.environ.get("OPENSTL_DIR", "/tmp/openstl")) / "openstl"
-
-
-def load_file(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_openstl() -> SimpleNamespace:
-    """Import only the files we need; ``openstl.modules`` is a stub filled with their cells."""
-    stub_package = types.ModuleType("openstl")
-    stub_package.__path__ = []
-    stub_modules = types.ModuleType("openstl.modules")
-    sys.modules["openstl"] = stub_package
-    sys.modules["openstl.modules"] = stub_modules
-    for file in ("predrnn_modules", "predrnnv2_modules", "predrnnpp_modules"):
-        module = load_file(f"openstl_ref.{file}", OPENSTL_DIR / "modules" / f"{file}.py")
-        for name in dir(module):
-            if not name.startswith("_"):
-                setattr(stub_modules, name, getattr(module, name))
-    models = {
-        file: load_file(f"openstl_ref.{file}", OPENSTL_DIR / "models" / f"{file}.py")
-        for file in ("predrnn_model", "predrnnv2_model", "predrnnpp_model")
-    }
-    utils = load_file("openstl_ref.predrnn_utils", OPENSTL_DIR / "utils" / "predrnn_utils.py")
-    return SimpleNamespace(
-        predrnn=models["predrnn_model"].PredRNN_Model,
-        predrnn_v2=models["predrnnv2_model"].PredRNNv2_Model,
-        predrnn_pp=models["predrnnpp_model"].PredRNNpp_Model,
-        reshape_patch=utils.reshape_patch,
-        reshape_patch_back=utils.reshape_patch_back,
-    )
+DECOUPLE_BETA = 0.1  # PredRNN-V2's weight of the decoupling loss
 
 
 def randomise(model: torch.nn.Module) -> None:
@@ -89,30 +52,14 @@ def checkpoint_round_trip(theirs, frames, pre, aft, expected, sampling) -> float
         return (loaded.model(frames, pre, aft, sampling_mask=sampling) - expected).abs().max().item()
 
 
-def run_case(
-    openstl: SimpleNamespace, arch: str, *, reverse: bool = False, train: bool = False, **cfg
-) -> float:
+def run_case(openstl: OpenSTL, arch: str, *, reverse: bool = False, train: bool = False, **cfg) -> float:
     torch.manual_seed(0)
     pre, aft, channels, height, width = cfg["pre"], cfg["aft"], cfg["channels"], cfg["height"], cfg["width"]
     p, hidden = cfg["patch_size"], cfg["num_hidden"]
-    args = SimpleNamespace(
-        in_shape=(pre + aft, channels, height, width),
-        patch_size=p,
-        filter_size=cfg["filter_size"],
-        stride=1,
-        layer_norm=int(cfg["layer_norm"]),
-        pre_seq_length=pre,
-        aft_seq_length=aft,
-        total_length=pre + aft,
-        reverse_scheduled_sampling=int(reverse),
-        decouple_beta=0.1,
-    )
-    theirs = getattr(openstl, arch)(len(hidden), list(hidden), args)
+    theirs = openstl.build(arch, **cfg, reverse_scheduled_sampling=reverse, decouple_beta=DECOUPLE_BETA)
     randomise(theirs)
     ours = create_model(arch, **cfg)
-    unused = [re.compile(pattern) for pattern in ours.unused_checkpoint_keys]
-    state = {k: v for k, v in theirs.state_dict().items() if not any(u.fullmatch(k) for u in unused)}
-    ours.load_state_dict(state, strict=True)
+    copy_weights(theirs, ours)
     theirs.train(train)
     ours.train(train)
 
@@ -139,7 +86,7 @@ def run_case(
         our_loss = F.mse_loss(our_frames, frames[:, 1:])
         auxiliary = ours.auxiliary_loss()
         if auxiliary is not None:
-            our_loss = our_loss + args.decouple_beta * auxiliary
+            our_loss = our_loss + DECOUPLE_BETA * auxiliary
         loss_diff = (our_loss - their_loss).abs().item()
         line += f", |loss diff| = {loss_diff:.3g} (loss {their_loss.item():.5f})"
         diff = max(diff, loss_diff)
@@ -151,33 +98,21 @@ def run_case(
 
 
 def main() -> int:
-    if not (OPENSTL_DIR / "models" / "predrnn_model.py").exists():
-        print(f"OpenSTL source not found at {OPENSTL_DIR.parent} (set OPENSTL_DIR); nothing checked.")
-        return 2
-    openstl = load_openstl()
-    base = dict(
-        pre=4, aft=3, channels=2, height=8, width=12, patch_size=2, filter_size=3, num_hidden=(8, 8, 8)
-    )
     cases = [
-        ("predrnn", {}, dict(layer_norm=False)),
-        ("predrnn", {}, dict(layer_norm=True)),
-        ("predrnn", {}, dict(layer_norm=False, patch_size=4, channels=1, filter_size=5)),
-        ("predrnn", dict(reverse=True), dict(layer_norm=False)),
-        ("predrnn_v2", {}, dict(layer_norm=False)),
-        ("predrnn_v2", {}, dict(layer_norm=True)),
-        ("predrnn_v2", dict(reverse=True, train=True), dict(layer_norm=False)),
-        ("predrnn_v2", dict(train=True), dict(layer_norm=True)),
-        ("predrnn_pp", {}, dict(layer_norm=False)),
-        ("predrnn_pp", {}, dict(layer_norm=False, patch_size=1, channels=3, num_hidden=(6, 6))),
-        ("predrnn_pp", dict(reverse=True), dict(layer_norm=False, num_hidden=(8, 8, 8, 8))),
+        ("predrnn", dict(layer_norm=False)),
+        ("predrnn", dict(layer_norm=True)),
+        ("predrnn", dict(layer_norm=False, patch_size=4, channels=1, filter_size=5)),
+        ("predrnn", dict(reverse=True, layer_norm=False)),
+        ("predrnn_v2", dict(layer_norm=False)),
+        ("predrnn_v2", dict(layer_norm=True)),
+        ("predrnn_v2", dict(reverse=True, train=True, layer_norm=False)),
+        ("predrnn_v2", dict(train=True, layer_norm=True)),
+        ("predrnn_pp", dict(layer_norm=False)),
+        ("predrnn_pp", dict(layer_norm=False, patch_size=1, channels=3, num_hidden=(6, 6))),
+        ("predrnn_pp", dict(reverse=True, layer_norm=False, num_hidden=(8, 8, 8, 8))),
         # OpenSTL's GHU LayerNorm has the wrong shape, so PredRNN++ with layer_norm=1 cannot run there.
     ]
-    worst = 0.0
-    for arch, flags, changes in cases:
-        worst = max(worst, run_case(openstl, arch, **flags, **{**base, **changes}))
-    verdict = "OK" if worst < TOLERANCE else "MISMATCH"
-    print(f"worst difference {worst:.3g} (tolerance {TOLERANCE:g}): {verdict}")
-    return 0 if worst < TOLERANCE else 1
+    return check_cases(run_case, cases, TOLERANCE)
 
 
 if __name__ == "__main__":
