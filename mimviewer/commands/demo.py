@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mimviewer.commands.view import add_window_options
 from mimviewer.errors import MimviewerError
 
 HEADLESS_SCREENSHOT = "mimviewer-demo.png"
@@ -91,10 +92,7 @@ def add_parser(subparsers) -> None:
         description="Open the window on the bundled demo model and sequence, inference started. "
         f"Without a display, renders it offscreen into ./{HEADLESS_SCREENSHOT}.",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument(
-        "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
-    )
+    add_window_options(parser)
     parser.set_defaults(run=run)
 
 

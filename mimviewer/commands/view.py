@@ -16,11 +16,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("input", nargs="?", help="sequence: video, image folder, .npy/.npz, HDF5, radar")
     parser.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors, .ckpt, .pth)")
     parser.add_argument("--compare", help="a second checkpoint shown next to the first")
+    add_window_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_window_options(parser: argparse.ArgumentParser) -> None:
+    """--device and --screenshot: the options of every command that opens the window (view, demo)."""
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
         "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
