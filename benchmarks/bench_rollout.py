@@ -37,7 +37,7 @@ for folder in (REPO, REPO / "tools"):  # tools/: the shared OpenSTL loader
 
 from openstl_reference import DEFAULT_ROOT, OpenSTLNotFoundError, load_openstl  # noqa: E402
 
-from mimviewer.inference import pick_device, rollout  # noqa: E402
+from mimviewer.inference import bf16_supported, pick_device, rollout  # noqa: E402
 from mimviewer.nets import create_model, list_models  # noqa: E402
 from mimviewer.trace import ProbeSpec  # noqa: E402
 
@@ -160,7 +160,13 @@ def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: t
         "ours": lambda: rollout(model, frames, bench.pre, bench.aft),
         "probes": lambda: rollout(model, frames, bench.pre, bench.aft, probes=ProbeSpec()),
     }
-    row = {"model": arch, "config": bench.describe(), "max_diff": None}
+    row = {"model": arch, "config": bench.describe(), "max_diff": None, "bf16_diff": None}
+    if bf16_supported(device):  # opt-in bf16 autocast: the same rollout at lower precision
+        runs["bf16"] = lambda: rollout(model, frames, bench.pre, bench.aft, amp=True)
+        exact = rollout(model, frames, bench.pre, bench.aft).prediction
+        row["bf16_diff"] = float(
+            abs(rollout(model, frames, bench.pre, bench.aft, amp=True).prediction - exact).max()
+        )
     if args.openstl.is_dir() and arch in REFERENCE:
         reference = build_reference(args.openstl, model, bench).to(device).eval()
 
@@ -168,7 +174,7 @@ def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: t
             with torch.inference_mode():
                 return reference_rollout(reference, frames, bench)
 
-        runs = {"ours": runs["ours"], "reference": run_reference, "probes": runs["probes"]}
+        runs = {"reference": run_reference, **runs}
         ours = torch.from_numpy(rollout(model, frames, bench.pre, bench.aft).prediction)
         row["max_diff"] = (ours - run_reference()).abs().max().item()
     row.update(interleaved_medians(runs, device, args.warmup, args.repeats, args.clock))
@@ -178,16 +184,24 @@ def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: t
 def format_table(rows: list[dict]) -> str:
     lines = [
         "| model | config | ours ms/rollout | reference ms/rollout | ours / reference "
-        "| ours + probes ms | probe overhead | max abs diff |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ours + probes ms | probe overhead | max abs diff "
+        "| ours bf16 ms | bf16 / reference | bf16 max abs diff |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         ref = r.get("reference")
         ref_cells = (f"{ref:.1f}", f"{r['ours'] / ref:.2f}") if ref else ("n/a", "n/a")
         diff = "n/a" if r["max_diff"] is None else f"{r['max_diff']:.1e}"
+        bf16 = r.get("bf16")
+        bf16_cells = (
+            (f"{bf16:.1f}", f"{bf16 / ref:.2f}" if ref else "n/a", f"{r['bf16_diff']:.1e}")
+            if bf16
+            else ("n/a", "n/a", "n/a")
+        )
         lines.append(
             f"| {r['model']} | {r['config']} | {r['ours']:.1f} | {ref_cells[0]} | {ref_cells[1]} "
-            f"| {r['probes']:.1f} | {100 * (r['probes'] / r['ours'] - 1):+.0f}% | {diff} |"
+            f"| {r['probes']:.1f} | {100 * (r['probes'] / r['ours'] - 1):+.0f}% | {diff} "
+            f"| {' | '.join(bf16_cells)} |"
         )
     return "\n".join(lines)
 

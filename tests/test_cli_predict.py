@@ -67,6 +67,22 @@ def test_predict_single_sequence_without_batch_axis(checkpoint: Path, tmp_path: 
     np.testing.assert_array_equal(prediction, expected)
 
 
+def test_bf16_flag_runs_the_rollout_in_bf16(checkpoint: Path, tmp_path: Path) -> None:
+    from mimviewer.inference import bf16_supported
+
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no fast bf16 (AVX512-BF16/AMX)")
+    frames = np.random.default_rng(3).random((2, 3, 1, 16, 16), dtype=np.float32)
+    np.save(tmp_path / "in.npy", frames)
+    assert (
+        run_cli("predict", checkpoint, tmp_path / "in.npy", "-o", tmp_path / "a.npy", "--device", "cpu") == 0
+    )
+    assert run_cli("predict", checkpoint, tmp_path / "in.npy", "-o", tmp_path / "b.npy", "--bf16") == 0
+    exact, fast = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert 0 < np.abs(fast - exact).max() < 0.05
+
+
 def test_batches_and_trace_cover_every_sequence(checkpoint: Path, tmp_path: Path) -> None:
     frames = np.random.default_rng(3).random((5, 3, 1, 16, 16), dtype=np.float32)
     np.save(tmp_path / "in.npy", frames)

@@ -61,6 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     parser.add_argument("--trace", metavar="TRACE.npz", help="also save the trace of every gate and memory")
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
+    )
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -173,7 +178,13 @@ def run(args: argparse.Namespace) -> int:
     for start in range(0, n, args.batch_size):
         batch = inputs.frames[start : start + args.batch_size, :pre]
         result = rollout(
-            loaded.model, batch, pre, aft, probes=ProbeSpec() if args.trace else None, device=device
+            loaded.model,
+            batch,
+            pre,
+            aft,
+            probes=ProbeSpec() if args.trace else None,
+            device=device,
+            amp=args.bf16,
         )
         predictions.append(result.prediction)
         if result.trace is not None:

@@ -122,3 +122,18 @@ def test_recorder_reductions_equal_the_direct_formulas():
         }
         for stat in STAT_NAMES:
             np.testing.assert_allclose(trace.stat(1, "f", stat)[t], expected_stats[stat], atol=1e-6)
+
+
+def test_bf16_rollout_is_close_to_float32_where_the_hardware_has_bf16():
+    from mimviewer.inference import bf16_supported
+
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no fast bf16 (AVX512-BF16/AMX)")
+    model = create_model("convlstm", num_hidden=(8, 8), patch_size=2, height=8, width=8, filter_size=3)
+    frames = torch.rand(2, 6, 1, 8, 8)
+    exact = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec())
+    fast = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec(), amp=True)
+    assert fast.prediction.dtype == np.float32
+    difference = np.abs(fast.prediction - exact.prediction).max()
+    assert 0 < difference < 0.02  # really ran in bf16, and stayed close
+    np.testing.assert_allclose(fast.trace.map(0, "f"), exact.trace.map(0, "f"), atol=0.02)
