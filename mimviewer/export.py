@@ -9,9 +9,9 @@ Frames come in model scale [0, 1] as ``(T, C, H, W)``: ``gt`` holds the whole se
 (``pre`` context frames, then the frames to predict) and every prediction holds the
 predicted frames only, ``(T - pre, C, H, W)``.
 
-Numbering: images count frames for people, from 1 ("frame 1/20"); CSV/JSON files index them
-from 0 like the arrays (metrics' ``frame`` column, gate statistics' ``step`` and
-``predicts_frame``; step t reads frame t and predicts frame t + 1).
+Numbering: frames and steps count from 0 everywhere — in images ("frame 0/19"), in the
+window, in CSV/JSON files (metrics' ``frame`` column, gate statistics' ``step`` and
+``predicts_frame``) and in the arrays; step t reads frame t and predicts frame t + 1.
 """
 
 from __future__ import annotations
@@ -327,8 +327,8 @@ def render_comparison(
         image = background.copy()
         role = f"predicted +{t - pre + 1}" if predicted else "context (model reads the truth)"
         colour = PREDICTED_COLOUR if predicted else CONTEXT_COLOUR
-        _text(image, f"frame {t + 1}/{total}", MARGIN, 16, scale=0.5)
-        _text(image, role, MARGIN + _text_width(f"frame {total}/{total}", 0.5) + 12, 16, colour, 0.5)
+        _text(image, f"frame {t}/{total - 1}", MARGIN, 16, scale=0.5)
+        _text(image, role, MARGIN + _text_width(f"frame {total - 1}/{total - 1}", 0.5) + 12, 16, colour, 0.5)
         panels = [truth_rgb[t]]
         for name in predictions:
             if predicted:
@@ -611,9 +611,7 @@ def render_heatmap_grid(
     image[:] = BACKGROUND
     phase = "predicted" if step + 1 >= trace.pre else "context"
     colour = PREDICTED_COLOUR if phase == "predicted" else CONTEXT_COLOUR
-    title = (
-        f"step {step + 1}/{trace.steps}: reads frame {step + 1}, predicts {step + 2} ({phase}); {reduction}"
-    )
+    title = f"step {step}/{trace.steps - 1}: reads frame {step}, predicts {step + 1} ({phase}); {reduction}"
     _text(image, _fit(title, width - 2 * MARGIN), MARGIN, 16, colour)
     for q, name in enumerate(quantities):
         _text(image, _fit(name, cell), label_w + q * (cell + MARGIN), HEADER + LABEL - 5)

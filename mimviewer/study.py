@@ -197,9 +197,9 @@ def plot_curves(
 ) -> np.ndarray:
     """Line plot of curves as RGB uint8.
 
-    By default the x axis is the frame each step predicts (step t -> frame t + 1, 1-based
-    frames 2 .. pre + aft) and the prediction horizon is shaded; ``x_labels`` replaces the
-    tick labels (``pre=None``: no shading).
+    By default the x axis is the frame each step predicts (step t -> frame t + 1; frames count
+    from 0 as everywhere in mimviewer, so 1 .. pre + aft - 1) and the prediction horizon is
+    shaded; ``x_labels`` replaces the tick labels (``pre=None``: no shading).
     """
     width, height = size
     left, right, top, bottom = 64, 190, 34, 46
@@ -222,7 +222,7 @@ def plot_curves(
         _, y = px(0, v)
         cv2.line(image, (left, y), (left + plot_w, y), (225, 225, 225), 1)
         _text(image, f"{v:.2g}", 6, y + 4, 0.4)
-    labels = x_labels if x_labels is not None else [str(t + 2) for t in range(steps)]
+    labels = x_labels if x_labels is not None else [str(t + 1) for t in range(steps)]
     for t in range(0, steps, 2):
         x, _ = px(t, y0)
         _text(image, labels[t], x - 6, top + plot_h + 16, 0.4)
