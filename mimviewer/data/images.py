@@ -60,7 +60,10 @@ def _hko_interval_s(files: list[Path]) -> float | None:
         match = _HKO_NAME.match(path.stem)
         if match is None:
             return None
-        stamps.append(datetime.strptime(match.group(1), "%y%m%d%H%M%S"))
+        try:
+            stamps.append(datetime.strptime(match.group(1), "%y%m%d%H%M%S"))
+        except ValueError as exc:
+            raise DataError(f"{path}: not a valid HKO-7 time stamp RADyymmddHHMMSS ({exc})") from exc
     if len(stamps) < 2:
         return None
     return float(np.median(np.diff([s.timestamp() for s in stamps])))

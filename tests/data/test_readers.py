@@ -91,6 +91,14 @@ def test_hko7_png_folder_is_reflectivity_every_six_minutes(tmp_path):
     assert dbz[0, 1] == pytest.approx(4.0, abs=1e-4)
 
 
+def test_hko7_name_with_an_impossible_time_names_the_file(tmp_path):
+    pixels = np.zeros((2, 2), np.uint8)
+    imageio.imwrite(tmp_path / "RAD090601105000.png", pixels)
+    imageio.imwrite(tmp_path / "RAD090601106000.png", pixels)  # minute 60
+    with pytest.raises(DataError, match=r"RAD090601106000\.png: not a valid HKO-7 time stamp"):
+        open_sequence(tmp_path)
+
+
 # -- arrays ------------------------------------------------------------------------------------
 def moving_mnist_file(path: Path, frames: int = 20, sequences: int = 5) -> np.ndarray:
     """Moving MNIST's own layout: (T, N, H, W) uint8."""
