@@ -26,15 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mimviewer {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"mimviewer.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"mimviewer.commands.{name}":
-                continue  # not built yet
-            raise
-        module.add_parser(subparsers)
-        if name == "view":
-            parser._mimviewer_has_view = True  # type: ignore[attr-defined]
+        importlib.import_module(f"mimviewer.commands.{name}").add_parser(subparsers)
     return parser
 
 
@@ -42,9 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # plain `mimviewer` opens the empty window
-        if not hasattr(parser, "_mimviewer_has_view"):
-            parser.print_help()
-            return 0
         args = parser.parse_args(["view"])
     try:
         return int(args.run(args) or 0)
