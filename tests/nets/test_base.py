@@ -137,3 +137,14 @@ def test_bf16_rollout_is_close_to_float32_where_the_hardware_has_bf16():
     difference = np.abs(fast.prediction - exact.prediction).max()
     assert 0 < difference < 0.02  # really ran in bf16, and stayed close
     np.testing.assert_allclose(fast.trace.map(0, "f"), exact.trace.map(0, "f"), atol=0.02)
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_every_architecture_predicts_the_same_with_and_without_probes(arch):
+    hidden = (4, 4) if arch != "predrnn_pp" else (4, 4, 4)
+    model = create_model(arch, num_hidden=hidden, filter_size=3, patch_size=2, height=8, width=12, channels=2)
+    frames = torch.rand(2, 6, 2, 8, 12)
+    plain = rollout(model, frames, pre=3, aft=3)
+    probed = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec(keep_raw=True))
+    np.testing.assert_array_equal(plain.outputs, probed.outputs)
+    assert set(probed.trace.quantities()) >= {"H", "dH"}

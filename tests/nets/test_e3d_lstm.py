@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from nets_by_hand import loud
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
@@ -25,13 +26,6 @@ class DictProbe(Probe):
 def tiny(**changes):
     fields = dict(num_hidden=(3, 3), filter_size=3, patch_size=2, height=8, width=12, channels=1)
     return {**fields, **changes}
-
-
-def loud(module: torch.nn.Module) -> torch.nn.Module:
-    with torch.no_grad():
-        for param in module.parameters():
-            param.uniform_(-0.6, 0.6)
-    return module
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from nets_by_hand import conv, loud
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
@@ -29,14 +30,6 @@ class DictProbe(Probe):
 def tiny(**changes):
     fields = dict(num_hidden=(4, 4, 4), filter_size=3, patch_size=2, height=8, width=12, channels=1)
     return {**fields, **changes}
-
-
-def loud(module: torch.nn.Module) -> torch.nn.Module:
-    """Random weights everywhere (peepholes start at zero, LayerNorm at (1, 0))."""
-    with torch.no_grad():
-        for param in module.parameters():
-            param.uniform_(-0.6, 0.6)
-    return module
 
 
 @pytest.mark.parametrize(
@@ -126,10 +119,6 @@ def test_no_state_leaks_between_rollouts():
 
 
 # -- one step against DESIGN.md's equations, transcribed independently -----------------------
-
-
-def conv(x, seq):
-    return F.conv2d(x, seq[0].weight, padding=seq[0].weight.shape[-1] // 2)
 
 
 def peephole_reference(x, h, c, conv_x, conv_h, ct_weight, oc_weight):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from nets_by_hand import conv
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
@@ -49,21 +50,6 @@ def test_rollout_predicts_aft_frames_and_traces_every_gate(cfg):
         assert trace.stat(0, name, "min").min() >= 0 and trace.stat(0, name, "max").max() <= 1
     for name in ("g", "g'", "H"):
         assert trace.stat(0, name, "min").min() >= -1 and trace.stat(0, name, "max").max() <= 1
-
-
-def test_probes_do_not_change_the_prediction():
-    model = tiny(layer_norm=True)
-    frames = torch.rand(2, 6, 2, 8, 12)
-    plain = rollout(model, frames, pre=3, aft=3)
-    probed = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec(keep_raw=True))
-    np.testing.assert_array_equal(plain.outputs, probed.outputs)
-
-
-def conv(x, block, layer_norm):
-    """DESIGN.md: conv without bias, 'same' padding, optional LayerNorm over (channels, H', W')."""
-    weight = block[0].weight
-    y = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
-    return F.layer_norm(y, y.shape[1:], block[1].weight, block[1].bias) if layer_norm else y
 
 
 def st_lstm_by_hand(cell, x, h, c, m, layer_norm):

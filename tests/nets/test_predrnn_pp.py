@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from nets_by_hand import conv
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
@@ -47,21 +48,6 @@ def test_rollout_predicts_aft_frames_and_traces_cells_and_highway(cfg):
             assert trace.raw[f"{layer}/{name}"].shape[2] == hidden
     switch = trace.map(0, "Z.u")
     assert ((switch >= 0) & (switch <= 1)).all()
-
-
-def test_probes_do_not_change_the_prediction():
-    model = tiny(layer_norm=True)
-    frames = torch.rand(2, 6, 2, 8, 12)
-    plain = rollout(model, frames, pre=3, aft=3)
-    probed = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec(keep_raw=True))
-    np.testing.assert_array_equal(plain.outputs, probed.outputs)
-
-
-def conv(x, block, layer_norm):
-    """Conv without bias, 'same' padding, optional LayerNorm over (channels, H', W')."""
-    weight = block[0].weight
-    y = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
-    return F.layer_norm(y, y.shape[1:], block[1].weight, block[1].bias) if layer_norm else y
 
 
 def causal_lstm_by_hand(cell, x, h, c, m, layer_norm):
