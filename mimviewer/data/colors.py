@@ -94,7 +94,7 @@ class ColorScale:
             return self.colors[index]
         palette = np.concatenate([[self.under], self.colors, [self.over]]).astype(np.uint8)
         index = np.searchsorted(np.asarray(self.levels), values, side="right")  # 0: under, K+1: over
-        index[np.isnan(values)] = 0
+        index = np.where(np.isnan(values), 0, index)  # np.where: a 0-d value works too
         return palette[index]
 
     def to_physical(self, unit: np.ndarray) -> np.ndarray:

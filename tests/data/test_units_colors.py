@@ -61,6 +61,8 @@ def test_pysteps_dbz_scale_colours_each_5_dbz_band():
     assert tuple(rgb[4]) == (139, 0, 0)  # over the range: darkred
     assert tuple(rgb[5]) == (0, 0, 0)  # missing data drawn as no rain
     assert len({tuple(c) for c in scale.colors}) == 10
+    assert tuple(scale.to_rgb(33.0)) == tuple(rgb[2])  # a single value (0-d) too
+    assert tuple(scale.to_rgb(np.float64("nan"))) == (0, 0, 0)
 
 
 def test_rain_scale_levels_and_colour_bar():
