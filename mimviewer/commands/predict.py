@@ -50,11 +50,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="predict future frames with a checkpoint and save them as .npy",
-        description="Run CHECKPOINT over the frames in INPUT (.npy: (N,T,C,H,W), (T,C,H,W) or (T,H,W); "
-        "float in [0,1] or uint8) and save the predicted frames as float32 (N,aft,C,H,W).",
+        description="Run CHECKPOINT over the frames in INPUT (.npy: (N,T,C,H,W), (T,C,H,W) or (T,H,W), "
+        "float in [0,1] or uint8; or a video, image folder, .npz, HDF5 or radar sequence) and save the "
+        "predicted frames as float32 (N,aft,C,H,W), without N when the input had none.",
     )
     parser.add_argument("checkpoint", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
-    parser.add_argument("input", help="input frames (.npy)")
+    parser.add_argument(
+        "input", help="input frames: .npy (N,T,C,H,W)/(T,C,H,W)/(T,H,W), or any sequence open_sequence reads"
+    )
     parser.add_argument("-o", "--output", required=True, help="where to write the prediction (.npy)")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
