@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtCore import QEventLoop, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
 
 from mimviewer.ui.main_window import MainWindow
@@ -24,12 +24,23 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# Qt's offscreen platform warns about this on every window; it is not the user's concern.
+_OFFSCREEN_NOISE = frozenset({"This plugin does not support propagateSizeHints()"})
+
+
+def _print_qt_message(kind: QtMsgType, _context: object, message: str) -> None:
+    if message not in _OFFSCREEN_NOISE:
+        print(message, file=sys.stderr)
+
+
 def application() -> QApplication:
     """The one QApplication; rendered offscreen when there is no display."""
     app = QApplication.instance()
     if app is None:
         if not has_display():
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+            qInstallMessageHandler(_print_qt_message)
         app = QApplication(sys.argv[:1])
         app.setApplicationName("mimviewer")
         app.setOrganizationName("mimviewer")
