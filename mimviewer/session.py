@@ -247,23 +247,28 @@ class Session:
         self._show_sequence()
 
     def _show_sequence(self) -> None:
-        """Show the opened sequence; resized to the main model's frame size when they differ."""
+        """Show the opened sequence, fitted to the main model: resized to its frame size and
+        converted to its channel count (RGB -> grey by luma, grey -> RGB), as `export` does."""
         from mimviewer.data import fit_to
+        from mimviewer.data.sequence import match_channels
 
         opened = seq = self._sequence
         if seq is None:
             return
-        slot = self.slots[0]
-        if slot is not None:
-            cfg = slot.model.config
+        cfg = self.slots[0].model.config if self.slots[0] is not None else None
+        if cfg is not None:
             seq = fit_to(seq, cfg.height, cfg.width)
         frames = seq.frames(0, min(len(seq), MAX_FRAMES))
+        notes = tuple(seq.meta.transforms)
+        if cfg is not None and frames.shape[1] != cfg.channels:
+            frames = match_channels(frames, cfg.channels, seq.meta.source)
+            notes += (f"{seq.meta.channels} channel(s) -> {cfg.channels} for the model",)
         self.set_sequence(
             frames,
             units=seq.meta.units,
             source=seq.meta.source,
             to_physical=seq.to_physical,
-            notes=seq.meta.transforms,
+            notes=notes,
         )
         self._sequence = opened
 
@@ -282,7 +287,7 @@ class Session:
         self.slots[slot] = ModelSlot(model=model, name=name, source=source)
         if slot == 0 and self._sequence is not None and self.frames is not None:
             cfg = model.config
-            if self.frames.shape[2:] != (cfg.height, cfg.width):
+            if self.frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
                 self._show_sequence()
         self._clear_results(slot)
         if slot == 0 or not self._quantities:
@@ -504,18 +509,22 @@ class Session:
         scale = colors.color_scale(units)
         bar = scale.colorbar()
         ticks = [(p, label) for p, label in zip(bar.positions, bar.labels, strict=True) if 0.0 <= p <= 1.0]
+        if units == "intensity":  # label in the sequence's own values (0..255 for a video), as the readout
+            ticks = [(p, f"{self._physical(p):.3g}") for p, _ in ticks]
         title = bar.title if bar.units == "intensity" else f"{bar.title} ({bar.units})"
         return ColourScale(lut=scale.lookup_table(), units=title, ticks=ticks)
+
+    def _physical(self, unit: float) -> float:
+        """One model-scale value in the sequence's units."""
+        return float(np.asarray(self.to_physical(np.array([unit], np.float32))).reshape(-1)[0])
 
     def diff_scale(self) -> ColourScale:
         """Prediction - GT on a diverging scale over [-0.5, 0.5] of the model scale."""
         ticks = []
+        zero = self._physical(0.0)
         for pos in np.linspace(0.0, 1.0, 5):
             diff = pos - 0.5
-            zero = float(np.asarray(self.to_physical(np.zeros(1, np.float32))).reshape(-1)[0])
-            value = (
-                float(np.asarray(self.to_physical(np.array([abs(diff)], np.float32))).reshape(-1)[0]) - zero
-            )
+            value = self._physical(abs(diff)) - zero
             ticks.append((float(pos), f"{math.copysign(value, diff):+.3g}" if diff else "0"))
         units = "" if self.units == "intensity" else f" ({self.units})"
         return ColourScale(lut=_lut("diverging"), units=f"prediction − GT{units}", ticks=ticks)

@@ -94,3 +94,28 @@ def test_window_moves_along_a_long_sequence(session):
     expected = ((slot.outputs[4] - session.all_frames[2 + 5]) ** 2).mean()
     assert slot.metrics["mse"][5] == pytest.approx(float(expected), rel=1e-4)
     assert np.array_equal(session.images_at(5)["gt"], session.render(session.all_frames[7]))
+
+
+def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_units(tmp_path):
+    import imageio
+
+    rng = np.random.default_rng(1)
+    video = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    imageio.mimwrite(tmp_path / "clip.gif", list(video), duration=0.1, loop=0)
+    s = Session()
+    s.set_model(
+        create_model(
+            "convlstm", num_hidden=(4,), filter_size=3, patch_size=2, height=16, width=16, pre=4, aft=4
+        ),
+        name="grey",
+    )
+    s.open_sequence(tmp_path / "clip.gif")
+    assert s.frames.shape == (8, 1, 16, 16)  # converted for the model, as `mimviewer export` does
+    luma = video[0].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255
+    np.testing.assert_allclose(s.frames[0, 0], luma, atol=2 / 255)  # GIF palettes round a little
+    assert any("3 channel(s) -> 1" in note for note in s.notes)
+    run_all(s)
+    assert s.finished
+    # the colour bar and the difference bar speak the video's own values (0..255), like the readout
+    assert s.colour_scale().ticks[-1][1] == "255"
+    assert s.diff_scale().ticks[-1][1] == "+128"
