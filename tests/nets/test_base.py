@@ -148,3 +148,16 @@ def test_every_architecture_predicts_the_same_with_and_without_probes(arch):
     probed = rollout(model, frames, pre=3, aft=3, probes=ProbeSpec(keep_raw=True))
     np.testing.assert_array_equal(plain.outputs, probed.outputs)
     assert set(probed.trace.quantities()) >= {"H", "dH"}
+
+
+def test_a_wide_model_traces_reductions_not_raw_tensors():
+    """Issue criterion: a 20-step rollout of a 4-layer 128-channel model keeps only reductions."""
+    model = create_model("convlstm", num_hidden=(128,) * 4, filter_size=3, patch_size=4, height=32, width=32)
+    frames = torch.rand(1, 10, 1, 32, 32)
+    result = rollout(model, frames, pre=10, aft=11, probes=ProbeSpec())
+    trace = result.trace
+    assert trace.steps == 20 and trace.raw == {}
+    raw_bytes = 20 * 128 * 8 * 8 * 4  # one quantity of one layer, all channels, float32
+    for key in trace.maps:
+        assert trace.maps[key].nbytes == 20 * 4 * 1 * 8 * 8 * 4  # (steps, 4 reductions, B, H', W')
+        assert trace.maps[key].nbytes * 32 == raw_bytes
