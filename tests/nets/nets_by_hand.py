@@ -3,6 +3,20 @@
 import torch
 import torch.nn.functional as F
 
+from mimviewer.trace import Probe
+
+
+class DictProbe(Probe):
+    """Keeps every recorded tensor of one call, by name (for one-step checks of a cell)."""
+
+    enabled = True
+
+    def __init__(self):
+        self.values: dict[str, torch.Tensor] = {}
+
+    def record(self, layer, name, value):
+        self.values[name] = value
+
 
 def conv(x: torch.Tensor, block: torch.nn.Sequential, layer_norm: bool = False) -> torch.Tensor:
     """DESIGN.md: conv without bias, 'same' padding, optional LayerNorm over (channels, H', W')."""

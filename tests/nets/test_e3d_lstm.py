@@ -4,23 +4,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from nets_by_hand import loud
+from nets_by_hand import DictProbe, loud
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
 from mimviewer.nets import create_model, default_config
 from mimviewer.nets.e3d_lstm import Eidetic3DLSTMCell
 from mimviewer.trace import QUANTITIES, Probe, ProbeSpec
-
-
-class DictProbe(Probe):
-    enabled = True
-
-    def __init__(self):
-        self.values: dict[str, torch.Tensor] = {}
-
-    def record(self, layer, name, value):
-        self.values[name] = value
 
 
 def tiny(**changes):

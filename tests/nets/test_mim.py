@@ -6,25 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from nets_by_hand import conv, loud
+from nets_by_hand import DictProbe, conv, loud
 
 from mimviewer.errors import ConfigError
 from mimviewer.inference import rollout
 from mimviewer.nets import create_model, default_config
 from mimviewer.nets.mim import MIM_QUANTITIES, MIMN, ST_LSTM_QUANTITIES, MIMBlock
-from mimviewer.trace import QUANTITIES, Probe, ProbeSpec
-
-
-class DictProbe(Probe):
-    """Keeps every recorded tensor of one call, by name."""
-
-    enabled = True
-
-    def __init__(self):
-        self.values: dict[str, torch.Tensor] = {}
-
-    def record(self, layer, name, value):
-        self.values[name] = value
+from mimviewer.trace import QUANTITIES, ProbeSpec
 
 
 def tiny(**changes):
