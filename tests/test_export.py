@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from mimviewer import export
-from mimviewer.render import DIVERGING, colour_scale
 from mimviewer.data.synthetic import bouncing_digits
 from mimviewer.data.units import dbz_to_unit
 from mimviewer.errors import ShapeError
 from mimviewer.inference import rollout
 from mimviewer.nets import create_model
+from mimviewer.render import DIVERGING, colour_scale
 from mimviewer.trace import STAT_NAMES, ProbeSpec
 
 PRE, AFT = 3, 3

@@ -8,7 +8,7 @@ flavour keeps its weights), ``openstl`` (OpenSTL hyper-parameters and config fil
 
 from mimviewer.checkpoints.formats import CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION
 from mimviewer.checkpoints.infer import detect_arch, infer_config_fields, resolve_config
-from mimviewer.checkpoints.load import LoadedCheckpoint, load_checkpoint, load_weights
+from mimviewer.checkpoints.load import LoadedCheckpoint, load_checkpoint, load_for_input, load_weights
 from mimviewer.checkpoints.openstl import OPENSTL_METHODS, openstl_fields, read_config_file
 from mimviewer.checkpoints.ours import describe_checkpoint, save_checkpoint
 
@@ -22,6 +22,7 @@ __all__ = [
     "detect_arch",
     "infer_config_fields",
     "load_checkpoint",
+    "load_for_input",
     "load_weights",
     "openstl_fields",
     "read_config_file",

@@ -18,6 +18,10 @@ from mimviewer.errors import CheckpointError, ConfigError, ShapeError
 from mimviewer.nets import ModelConfig, create_model, default_config, list_models, model_entry
 
 
+class FixedFrameSizeError(ShapeError):
+    """The weights fix a frame size other than the input's (the input can be fitted to it)."""
+
+
 def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:
     """The registered architecture whose key names and shapes these weights have, or None.
 
@@ -120,7 +124,7 @@ def resolve_config(
     fixed = _grid_dependent(config)
     if frame_size is not None and (config.height, config.width) != tuple(frame_size):
         if fixed:
-            raise ShapeError(
+            raise FixedFrameSizeError(
                 f"{path} expects {config.height}x{config.width} frames (some weights' shapes fix the "
                 f"frame size), the input has {frame_size[0]}x{frame_size[1]}"
             )

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from mimviewer.checkpoints.formats import read_file
-from mimviewer.checkpoints.infer import describe_keys, resolve_config
+from mimviewer.checkpoints.infer import FixedFrameSizeError, describe_keys, resolve_config
 from mimviewer.checkpoints.openstl import read_config_file
 from mimviewer.errors import CheckpointError
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model
@@ -91,3 +91,14 @@ def load_checkpoint(
     load_weights(path, model, raw.state_dict)
     model.to(device).eval()
     return LoadedCheckpoint(model, config, raw.format, path, dict(raw.metadata), fixed)
+
+
+def load_for_input(
+    path: str | Path, *, channels: int, frame_size: tuple[int, int], **options: Any
+) -> LoadedCheckpoint:
+    """Load a checkpoint for an input of ``channels`` x ``frame_size`` frames: at the input's frame
+    size unless the weights fix another one (then the input is fitted to the model, as by ``view``)."""
+    try:
+        return load_checkpoint(path, channels=channels, frame_size=frame_size, **options)
+    except FixedFrameSizeError:
+        return load_checkpoint(path, channels=channels, **options)
