@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         base.append(scrub_bare())
     per_ours = statistics.median(ours) / args.frames * 1e3
     per_base = statistics.median(base) / args.frames * 1e3
-    print(f"demo: {demo.model_name}, {length} frames on the timeline, {args.frames} switches x {args.repeats}")
+    print(f"demo: {demo.model_name}, {length} frames, {args.frames} switches x {args.repeats}")
     print(f"window   {per_ours:8.3f} ms / frame switch (median)")
     print(f"baseline {per_base:8.3f} ms / frame switch (bare pyqtgraph setImage + processEvents)")
     print(f"ratio    {per_ours / per_base:8.2f} x")

@@ -222,7 +222,7 @@ class Session(InternalsState):
         self, run: int, *, device: str = "auto", amp: bool = False
     ) -> Generator[StepUpdate | SlotDone, None, None]:
         """:func:`mimviewer.viewmodel.jobs.inference` on this session (run it in a worker)."""
-        return jobs.inference(self, run, device=device, amp=amp)
+        yield from jobs.inference(self, run, device=device, amp=amp)
 
     def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
         """:func:`mimviewer.viewmodel.jobs.export_job` on this session (run it in a worker)."""
