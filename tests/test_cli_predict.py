@@ -19,15 +19,6 @@ from mimviewer.nets import create_model
 from mimviewer.trace import Trace
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
     """A tiny PredRNN with LayerNorm (so its frame size is fixed at 16x16), defaults pre 3, aft 2."""
