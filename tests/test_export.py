@@ -203,3 +203,12 @@ def test_a_finished_export_replaces_the_old_file(tmp_path, sequence):
     export.write_metrics_csv(target, {"mse": np.array([0.5])})
     assert target.read_text().startswith("frame,mse")
     assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]
+
+
+def test_a_long_model_name_keeps_the_difference_panel_title():
+    from mimviewer.export import comparison_layout
+
+    layout = comparison_layout(np.zeros((4, 1, 16, 16)), {"predrnn_digits_from_a_long_run.safetensors": None})
+    title = export._title(layout.names[2], layout.panel_width)
+    assert title.endswith(" - GT") and title.startswith("predrnn")
+    assert export._text_width(title) <= layout.panel_width
