@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from mimviewer.errors import DataError, ShapeError
@@ -95,11 +96,11 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
     inputs = (session.source,) if session.source else ()
     renderer = session.renderer
     if kind in ("gif", "mp4", "strip"):
-        gt, predictions, pre = session.comparison_arrays()
+        gt, predictions, pre = comparison_arrays(session)
         write = export.write_strip if kind == "strip" else export.write_comparison
         return lambda: write(path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs)
     if kind == "metrics":
-        table = session.metrics_table()
+        table = metrics_table(session)
         return lambda: export.write_metrics_csv(path, table)
     trace = session.trace(slot)
     if trace is None:
@@ -114,3 +115,26 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
         grids = (export.render_heatmap_grid(trace, t, names, reduction) for t in range(trace.steps))
         return lambda: export.write_video(path, grids, fps=4)
     raise ValueError(f"unknown export {kind!r}")
+
+
+def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """(GT of context + future frames, {model name: its aft predicted frames}, pre), copied."""
+    if session.frames is None:
+        raise DataError("open a sequence first")
+    gt = session.frames[: session.pre + session.aft]
+    predictions: dict[str, np.ndarray] = {}
+    for index, slot in session.models:
+        if slot.outputs is None or not slot.finished:
+            raise DataError(f"{slot.name}: inference has not finished yet")
+        name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
+        predictions[name] = slot.outputs[-session.aft :].copy()
+    return gt.copy(), predictions, session.pre
+
+
+def metrics_table(session: Session) -> dict[str, np.ndarray]:
+    """Per-frame metrics of every model; column names carry the model's name when there are two."""
+    table: dict[str, np.ndarray] = {}
+    for _, slot in session.models:
+        for name, values in slot.metrics.items():
+            table[name if len(session.models) == 1 else f"{slot.name}:{name}"] = values.copy()
+    return table

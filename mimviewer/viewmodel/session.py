@@ -21,7 +21,7 @@ import torch
 
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.nets.base import RecurrentModel
-from mimviewer.render import ColourBar, FrameRenderer
+from mimviewer.render import FrameRenderer
 from mimviewer.trace import STAT_NAMES
 from mimviewer.viewmodel import jobs
 from mimviewer.viewmodel.events import SessionEvents
@@ -283,14 +283,6 @@ class Session(InternalsState):
         return int(min(max(frame - 1, 0), max(self.steps - 1, 0)))
 
     # -- what the frame views show ---------------------------------------------------------
-    def colour_bar(self) -> ColourBar:
-        """The one colour bar of GT and predictions (physical units, radar colours for radar)."""
-        return self.renderer.frame_bar()
-
-    def difference_bar(self) -> ColourBar:
-        """The difference colour bar (the renderer's one rule, stated in its title)."""
-        return self.renderer.difference_bar()
-
     def gt_image(self, frame: int) -> np.ndarray:
         """Display image of GT frame ``frame`` of the timeline, drawn on first use."""
         index = self._start + frame
@@ -323,25 +315,3 @@ class Session(InternalsState):
             if slot is not None and slot.outputs is not None and 0 <= frame - 1 < slot.done_steps:
                 prediction = slot.outputs[frame - 1]
         return pixel_value(self.to_physical, truth, prediction, view, y, x)
-
-    # -- what exports take -------------------------------------------------------------------
-    def comparison_arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-        """(GT of context + future frames, {model name: its aft predicted frames}, pre)."""
-        if self.frames is None:
-            raise DataError("open a sequence first")
-        gt = self.frames[: self.pre + self.aft]
-        predictions: dict[str, np.ndarray] = {}
-        for index, slot in self.models:
-            if slot.outputs is None or not slot.finished:
-                raise DataError(f"{slot.name}: inference has not finished yet")
-            name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
-            predictions[name] = slot.outputs[-self.aft :].copy()
-        return gt.copy(), predictions, self.pre
-
-    def metrics_table(self) -> dict[str, np.ndarray]:
-        """Per-frame metrics of every model; column names carry the model's name when there are two."""
-        table: dict[str, np.ndarray] = {}
-        for _, slot in self.models:
-            for name, values in slot.metrics.items():
-                table[name if len(self.models) == 1 else f"{slot.name}:{name}"] = values.copy()
-        return table

@@ -117,5 +117,5 @@ def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_uni
     run_all(s)
     assert s.finished
     # the colour bar and the difference bar speak the video's own values (0..255), like the readout
-    assert s.colour_bar().labels[-1] == "255"
-    assert s.difference_bar().labels[-1] == "+128"
+    assert s.renderer.frame_bar().labels[-1] == "255"
+    assert s.renderer.difference_bar().labels[-1] == "+128"

@@ -55,6 +55,7 @@ def test_an_exported_gif_frame_shows_the_window_pixels(qtbot, window, tiny_files
     import numpy as np
 
     from mimviewer import export
+    from mimviewer.viewmodel import jobs
 
     written: list[np.ndarray] = []  # the frames the GIF encoder receives
     real_writer = export.imageio.get_writer
@@ -72,7 +73,7 @@ def test_an_exported_gif_frame_shows_the_window_pixels(qtbot, window, tiny_files
     session = window.session
     with qtbot.waitSignal(window.exported, timeout=60_000):
         window.export("gif", tmp_path / "out.gif")
-    gt, predictions, _ = session.comparison_arrays()
+    gt, predictions, _ = jobs.comparison_arrays(session)
     layout = export.comparison_layout(gt, predictions)
     read_back = iio.imread(tmp_path / "out.gif", index=None)[..., :3]
     assert len(written) == len(read_back) == session.pre + session.aft
