@@ -52,6 +52,7 @@ class Session(InternalsState):
         self._raw = {}
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
+        self.fit = "resize"  # how a sequence of another frame size is fitted to the model (data.FIT_MODES)
 
     # -- sequence ------------------------------------------------------------------------
     def set_sequence(
@@ -128,7 +129,7 @@ class Session(InternalsState):
             return
         cfg = self.slots[0].model.config if self.slots[0] is not None else None
         shape = None if cfg is None else (cfg.channels, cfg.height, cfg.width)
-        seq, frames, notes = adapt(opened, shape, stop=MAX_FRAMES)
+        seq, frames, notes = adapt(opened, shape, fit=self.fit, stop=MAX_FRAMES)
         self.set_sequence(
             frames, units=seq.meta.units, source=seq.meta.source, to_physical=seq.to_physical, notes=notes
         )
