@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPalette, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from mimviewer.render import DIVERGING, ColourBar
-from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels
+from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import Session
 
 BAR_WIDTH = 100  # pixels of a colour bar with its tick labels and title
@@ -48,16 +49,27 @@ class FramesPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.graphics = pg.GraphicsLayoutWidget()
+        # The frame number and whether it is context or predicted: a plain label of fixed height,
+        # outside the graphics layout, so that its text changing on every step lays nothing out.
+        self.header = QLabel()
+        self.header.setFixedHeight(22)
+        font = self.header.font()
+        font.setBold(True)
+        self.header.setFont(font)
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.header.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.readout = QLabel("move the cursor over a frame to read its values")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.header)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.readout)
         self.views: dict[str, pg.ViewBox] = {}
         self.images: dict[str, pg.ImageItem] = {}
         self.titles: dict[str, pg.LabelItem] = {}
-        self.header: pg.LabelItem | None = None  # frame number and whether it is context or predicted
+        self.markers: dict[str, pg.TextItem] = {}  # "not computed yet" inside an empty view
+        self._shown: dict[str, object] = {}  # what each title / border shows now (set only on change)
         self.borders: dict[str, QGraphicsRectItem] = {}
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.events.sequence.connect(lambda: self.rebuild())
@@ -84,7 +96,10 @@ class FramesPanel(QWidget):
     def rebuild(self) -> None:
         self.graphics.clear()
         self.views, self.images, self.titles, self.borders = {}, {}, {}, {}
+        self.markers: dict[str, pg.TextItem] = {}
+        self._shown = {}
         if self.session.frames is None:
+            self.header.setText("")
             self.graphics.addLabel(
                 "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
             )
@@ -95,16 +110,21 @@ class FramesPanel(QWidget):
             f"frames: {notes}" if notes else "move the cursor over a frame to read its values"
         )
         columns = self.columns()
-        self.header = self.graphics.addLabel("", row=0, col=0, colspan=5, size="11pt")
         rows = 1 + max(self.place(name)[0] for name, _ in columns)
         for name, title in columns:
             row, col = self.place(name)
-            self.titles[name] = self.graphics.addLabel(title, row=2 * row + 1, col=col, size="10pt")
+            # Titles never change while scrubbing (a new text would lay the whole grid out again);
+            # "not computed yet" is written inside the empty view instead.
+            self.titles[name] = self.graphics.addLabel(_shorten(title), row=2 * row + 1, col=col, size="9pt")
             view = self.graphics.addViewBox(
                 row=2 * row + 2, col=col, lockAspect=True, invertY=True, enableMenu=False
             )
-            image = pg.ImageItem()
+            image = DisplayImage()
             view.addItem(image)
+            marker = pg.TextItem("", anchor=(0.5, 0.5))
+            marker.setPos(width / 2, height / 2)
+            view.addItem(marker, ignoreBounds=True)
+            self.markers[name] = marker
             if name != "gt":
                 border = QGraphicsRectItem(QRectF(-0.5, -0.5, width + 1, height + 1))
                 view.addItem(border)
@@ -123,6 +143,7 @@ class FramesPanel(QWidget):
         if len(columns) > 1:
             diff = colour_bar(renderer.difference_bar(), DIVERGING)
             self.graphics.addItem(diff, row=2, col=4, rowspan=2 * rows - 1)
+        cache_labels(self.graphics.ci)
         self.reset_zoom()
         self.show_frame()
 
@@ -161,7 +182,7 @@ class FramesPanel(QWidget):
             if rgb is None:
                 item.clear()
             else:
-                item.setImage(rgb, autoLevels=False, levels=(0, 255))
+                item.setImage(rgb)  # drawn once by the view model: a pixmap swap
         last = session.timeline_length - 1
         where = f" (sequence frame {session.start + frame})" if session.start else ""
         if not session.models:
@@ -172,20 +193,26 @@ class FramesPanel(QWidget):
             status = (
                 f"frame {frame} / {last}{where} · predicted: the model saw frames 0–{session.pre - 1} only"
             )
-        self.header.setText(f"<b>{status}</b>", color=colour)
-        for name, title in self.columns():
-            label = self.titles.get(name)
-            if label is None:
-                continue
-            marker = ""
+        self.header.setText(status)  # plain text, colour set only on change: no layout per step
+        if self._shown.get("header") != colour:
+            self._shown["header"] = colour
+            palette = self.header.palette()
+            palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+            self.header.setPalette(palette)
+        for name, marker in self.markers.items():
+            text = ""
             if name != "gt" and images.get(name) is None:
-                marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
-            label.setText(f"{_shorten(title)}{marker}", color=colour, size="9pt")
-        pen = QPen(QColor(colour))
-        pen.setWidth(4)
-        pen.setCosmetic(True)
-        for border in self.borders.values():
-            border.setPen(pen)
+                text = "no prediction of frame 0" if frame == 0 else "not computed yet"
+            if self._shown.get(name) != text:
+                self._shown[name] = text
+                marker.setText(text, color=colour)
+        if self._shown.get("border") != colour:
+            self._shown["border"] = colour
+            pen = QPen(QColor(colour))
+            pen.setWidth(4)
+            pen.setCosmetic(True)
+            for border in self.borders.values():
+                border.setPen(pen)
 
     def _on_step(self, slot: int, t: int) -> None:
         if t == self.session.frame - 1:

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
 
 from mimviewer.render import TABLES
 from mimviewer.trace import QUANTITIES
+from mimviewer.ui import Cursor, cache_curve, cache_labels, cache_static_parts, legend_label, set_legend
+from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import REDUCTIONS, Session, is_gate
 
 QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
@@ -157,10 +159,10 @@ class InternalsPanel(QWidget):
         self.curves.setLabel("bottom", "step")
         self.curves.setLabel("left", "saturated fraction")
         self.curves.setYRange(0, 1)
-        self.curves.addLegend(offset=(-10, 5))
-        self.curve_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=1))
-        self.curves.addItem(self.curve_cursor)
+        self.curves_legend = legend_label()
+        self.curve_cursor = Cursor(self.curves.plotItem, "k")
         self.curves.setXRange(0, 18)
+        cache_static_parts(self.curves.plotItem)
         curve_head = QHBoxLayout()
         curve_head.addWidget(QLabel("saturation over time of"))
         curve_head.addWidget(self.curve_quantity, 1)
@@ -171,7 +173,10 @@ class InternalsPanel(QWidget):
         layout.addWidget(self.grid, 3)
         layout.addWidget(self.hover)
         layout.addLayout(curve_head)
-        layout.addWidget(self.curves, 1)
+        curve_row = QHBoxLayout()
+        curve_row.addWidget(self.curves, 1)
+        curve_row.addWidget(self.curves_legend, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addLayout(curve_row, 1)
 
         self.cells: dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem]] = {}
         session.events.models.connect(lambda slot: self.rebuild())
@@ -272,21 +277,21 @@ class InternalsPanel(QWidget):
                     enableMenu=False,
                 )
                 view.setMouseEnabled(False, False)
-                image = pg.ImageItem()
+                image = DisplayImage()
                 view.addItem(image)
                 self.cells[(layer, name)] = (view, image)
+        cache_labels(self.grid.ci)
 
     def refresh_images(self) -> None:
         session = self.session
         step = session.step_of_frame()
         for (layer, name), (view, image) in self.cells.items():
-            data = session.heatmap(layer, name, step, slot=self.slot)
-            if data is None:
+            # drawn once per step by the view model (RGBA): scrubbing only swaps images
+            drawn = session.heatmap_image(layer, name, step, slot=self.slot)
+            if drawn is None:
                 image.clear()
                 continue
-            levels = session.heatmap_levels(layer, name, slot=self.slot)
-            image.setLookupTable(lut_for(levels))
-            image.setImage(data, autoLevels=False, levels=levels)
+            image.setImage(drawn)
             if view.autoRangeEnabled()[0]:
                 view.autoRange(padding=0)
                 view.disableAutoRange()
@@ -294,13 +299,15 @@ class InternalsPanel(QWidget):
 
     def refresh_curves(self) -> None:
         self.curves.clear()
-        self.curves.addItem(self.curve_cursor)
         name = self.curve_quantity.currentText()
         if not name:
             return
+        entries = []
         for layer, values in self.session.saturation_curves(name, slot=self.slot).items():
+            entries.append((LAYER_PENS[layer % len(LAYER_PENS)], f"layer {layer}"))
             pen = pg.mkPen(LAYER_PENS[layer % len(LAYER_PENS)], width=2)
-            self.curves.plot(np.arange(len(values)), values, pen=pen, name=f"layer {layer}")
+            cache_curve(self.curves.plot(np.arange(len(values)), values, pen=pen, name=f"layer {layer}"))
+        set_legend(self.curves_legend, entries)
         self.curves.setYRange(0, 1)
         self.curves.setXRange(0, max(self.session.steps - 1, 1) if self.session.models else 18)
 

@@ -26,6 +26,7 @@ class InternalsState:
     events: SessionEvents
     slots: list[ModelSlot | None]
     needs_rerun: bool
+    _heatmap_images: dict[tuple, np.ndarray]  # drawn heatmaps (viewmodel.display)
     _raw: dict[int, dict[str, np.ndarray]]  # slot -> key -> (steps, C, *S) host copies of raw values
     step_of_frame: Callable[..., int]  # the session's
 
@@ -101,6 +102,7 @@ class InternalsState:
                 self.needs_rerun = self.needs_rerun or bool(slot.done_steps)
                 continue
             readout.rereduce(raw, slot.maps, slot.stats, self._lo, self._hi, self._channel)
+        self._heatmap_images = {}
         self.events.internals.emit()
 
     def num_layers(self, slot: int = 0) -> int:

@@ -23,7 +23,8 @@ from mimviewer.errors import DataError, ShapeError
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.render import FrameRenderer
 from mimviewer.trace import STAT_NAMES
-from mimviewer.viewmodel import jobs
+from mimviewer.viewmodel import jobs, timing
+from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
 from mimviewer.viewmodel.readout import pixel_value
@@ -33,7 +34,7 @@ RADAR_UNITS = ("dBZ", "mm/h")
 MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
 
 
-class Session(InternalsState):
+class Session(InternalsState, DisplayState):
     """Everything the window shows, without Qt. See the module docstring."""
 
     def __init__(self) -> None:
@@ -47,11 +48,14 @@ class Session(InternalsState):
         self.slots: list[ModelSlot | None] = [None, None]
         self._frame = 0
         self._init_internals()
+        self._init_display()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
         self._raw = {}
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
+        self.frame_interval_s: float | None = None  # time between frames, where the data says
+        self.origin = ""  # "demo" when the bundled demo is shown (a view state reopens it)
         self.fit = "resize"  # how a sequence of another frame size is fitted to the model (data.FIT_MODES)
 
     # -- sequence ------------------------------------------------------------------------
@@ -74,6 +78,8 @@ class Session(InternalsState):
         if len(frames) < 2:
             raise DataError(f"{source or 'sequence'}: need at least 2 frames, got {len(frames)}")
         self._sequence = None
+        self.frame_interval_s = None
+        self.origin = ""
         self.notes = list(notes)
         self.all_frames = frames
         self._start = 0
@@ -88,6 +94,8 @@ class Session(InternalsState):
 
     def _show_window(self) -> None:
         self._gt_cache = {}
+        self._forget_view()
+        self._heatmap_images = {}
         self._frame = 0
         for slot in range(2):
             self._clear_results(slot)
@@ -134,6 +142,7 @@ class Session(InternalsState):
             frames, units=seq.meta.units, source=seq.meta.source, to_physical=seq.to_physical, notes=notes
         )
         self._sequence = opened
+        self.frame_interval_s = seq.meta.frame_interval_s
 
     @property
     def num_frames(self) -> int:
@@ -174,6 +183,7 @@ class Session(InternalsState):
 
     def _clear_results(self, slot: int) -> None:
         self._raw.pop(slot, None)
+        self._forget_slot(slot)
         s = self.slots[slot]
         if s is not None:
             s.clear()
@@ -259,6 +269,7 @@ class Session(InternalsState):
             slot.maps[k][update.t] = m
             slot.stats[k][update.t] = update.stats[k]
         slot.done_steps = update.t + 1
+        self._forget_slot(update.slot)
         self.events.step.emit(update.slot, update.t)
         return True
 
@@ -278,6 +289,16 @@ class Session(InternalsState):
             self._frame = value
             self.events.frame.emit(value)
 
+    def frame_text(self, frame: int | None = None) -> str:
+        """The frame as the frame box shows it (with its time where the data has times)."""
+        return timing.frame_text(self._frame if frame is None else frame, self._start, self.frame_interval_s)
+
+    def parse_frame(self, text: str) -> int:
+        """The frame a typed number or time means (ValueError with one line when none)."""
+        return timing.parse_frame(
+            text, start=self._start, interval_s=self.frame_interval_s, length=self.timeline_length
+        )
+
     def step_of_frame(self, frame: int | None = None) -> int:
         """The network step whose output is frame ``frame`` (step 0 for frame 0)."""
         frame = self._frame if frame is None else frame
@@ -294,12 +315,13 @@ class Session(InternalsState):
     def images_at(self, frame: int | None = None) -> dict[str, np.ndarray | None]:
         """Display images of one frame: "gt", "pred0", "diff0", "pred1", "diff1" (None = not yet)."""
         frame = self._frame if frame is None else frame
-        out: dict[str, np.ndarray | None] = {"gt": self.gt_image(frame) if frame < self.num_frames else None}
+        gt = self.gt_image(frame) if frame < self.num_frames else None
+        out: dict[str, np.ndarray | None] = {"gt": self.view_image("gt", frame, gt)}
         for index, slot in self.models:
             t = frame - 1
             ok = 0 <= t < len(slot.images)
-            out[f"pred{index}"] = slot.images[t] if ok else None
-            out[f"diff{index}"] = slot.diff_images[t] if ok else None
+            out[f"pred{index}"] = self.view_image(f"pred{index}", frame, slot.images[t] if ok else None)
+            out[f"diff{index}"] = self.view_image(f"diff{index}", frame, slot.diff_images[t] if ok else None)
         return out
 
     def value_at(self, view: str, frame: int, y: int, x: int) -> float | None:
