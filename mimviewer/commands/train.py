@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from mimviewer.errors import MimviewerError
 
 
@@ -74,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.train import TrainConfig, train
 
     if args.threads:
+        import torch  # here, not at the top: every command's parser is built at start-up
+
         torch.set_num_threads(args.threads)
     if args.resume:
         train_json = args.resume / "train.json"

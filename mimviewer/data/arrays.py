@@ -112,8 +112,8 @@ class LazyArraySequence(Sequence):
         self._stored_range = value_range or default_value_range(np.dtype(array.dtype))
         # float intensities follow the one input rule (mimviewer.data.normalise), checked on
         # every frame read: frame 0 decides between [0, 1] and 0..255
-        self._checked = value_range is None and units == "intensity" and np.issubdtype(
-            np.dtype(array.dtype), np.floating
+        self._checked = (
+            value_range is None and units == "intensity" and np.issubdtype(np.dtype(array.dtype), np.floating)
         )
         if self._checked:
             divisor, note = intensity_divisor(self._raw(0, min(length, 1)), f"{source} (frame 0)")

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
 )
 
 from mimviewer.render import TABLES
-from mimviewer.trace import QUANTITIES
 from mimviewer.ui import Cursor, cache_curve, cache_labels, cache_static_parts, legend_label, set_legend
 from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import REDUCTIONS, Session, is_gate
@@ -38,6 +37,8 @@ def colour_map(lut: np.ndarray) -> pg.ColorMap:
 
 
 def describe(name: str) -> str:
+    from mimviewer.trace import QUANTITIES  # imports torch: only once a model is loaded
+
     return f"{name}: {QUANTITIES.get(name, name)}"
 
 

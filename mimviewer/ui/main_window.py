@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.message_box: QMessageBox | None = None
         self._export_worker: FunctionWorker | None = None
         self._export_dialog: QProgressDialog | None = None
+        self.loader = None  # the background import of the engine at start-up (ui.app.run_window)
 
         self.frames_panel = FramesPanel(self.session)
         self.setCentralWidget(self.frames_panel)
@@ -135,7 +136,7 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Run inference", self.runner.start, "F5")
         self._action(run_menu, "&Cancel inference", self.runner.cancel, "Ctrl+.")
         self.device_choice = QComboBox()
-        self.device_choice.addItems(Session.devices())
+        self.device_choice.addItems(["auto", "cpu"])  # GPUs are added once torch is loaded
         self.device_choice.setToolTip("Device the models run on")
         self.device_choice.currentTextChanged.connect(self._on_device)
         toolbar = self.addToolBar("Run")
@@ -299,6 +300,12 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.status_text.setText(text)
+
+    def engine_loaded(self) -> None:
+        """torch is imported (in the background, after the window was shown): offer the GPUs."""
+        for name in Session.devices():
+            if self.device_choice.findText(name) < 0:
+                self.device_choice.addItem(name)
 
     def _on_device(self, name: str) -> None:
         self.runner.device = name

@@ -8,16 +8,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mimviewer.trace import ProbeSpec, Trace, key
 from mimviewer.viewmodel import readout
 from mimviewer.viewmodel.readout import REDUCTIONS
 
 if TYPE_CHECKING:
+    from mimviewer.trace import Trace
     from mimviewer.viewmodel.events import SessionEvents
     from mimviewer.viewmodel.results import ModelSlot
 
 # Quantities shown first when a model has them (the ones DESIGN.md's window lists).
 PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C", "M", "H")
+
+
+def _key(layer: int, name: str) -> str:
+    """The Trace key of one quantity of one layer (mimviewer.trace.key, which imports torch)."""
+    return f"{layer}/{name}"
 
 
 class InternalsState:
@@ -116,7 +121,7 @@ class InternalsState:
     def heatmap(self, layer: int, name: str, step: int | None = None, slot: int = 0) -> np.ndarray | None:
         """The 2-D map of one quantity at one step under the chosen reduction (None: not computed)."""
         s = self.slots[slot]
-        k = key(layer, name)
+        k = _key(layer, name)
         if s is None or k not in s.maps:
             return None
         step = self.step_of_frame() if step is None else step
@@ -125,12 +130,12 @@ class InternalsState:
     def is_vector(self, layer: int, name: str, slot: int = 0) -> bool:
         """True for the 1-D family's unit vectors (their heatmap is units x steps)."""
         s = self.slots[slot]
-        maps = None if s is None else s.maps.get(key(layer, name))
+        maps = None if s is None else s.maps.get(_key(layer, name))
         return maps is not None and maps.ndim == 3
 
     def heatmap_levels(self, layer: int, name: str, slot: int = 0) -> tuple[float, float]:
         s = self.slots[slot]
-        maps = None if s is None else s.maps.get(key(layer, name))
+        maps = None if s is None else s.maps.get(_key(layer, name))
         return readout.heatmap_levels(maps, 0 if s is None else s.done_steps, self._reduction, name)
 
     def saturation_curves(self, name: str, slot: int = 0) -> dict[int, np.ndarray]:
@@ -139,6 +144,8 @@ class InternalsState:
 
     def trace(self, slot: int = 0) -> Trace | None:
         """The finished trace with the current thresholds applied (for exports)."""
+        from mimviewer.trace import ProbeSpec, Trace
+
         s = self.slots[slot]
         if s is None or s.trace is None:
             return None

@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mimviewer.metrics import frame_metrics
-from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, split_key
+# The reductions' layout, as mimviewer.trace records it (that module imports torch, which the
+# window loads in the background after it is shown). tests/test_start_light.py checks they match.
+MAP_REDUCTIONS: tuple[str, ...] = ("mean", "low", "high", "channel")
+STAT_NAMES: tuple[str, ...] = ("mean", "min", "max", "frac_low", "frac_high", "frac_still")
 
 # Reductions the internals panel offers: name -> label.
 REDUCTIONS: dict[str, str] = {
@@ -26,6 +28,8 @@ def is_gate(name: str) -> bool:
 
 def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dict[str, np.ndarray]:
     """Metrics of every predicted frame 1..steps, as arrays over the timeline (NaN at frame 0)."""
+    from mimviewer.metrics import frame_metrics
+
     values = frame_metrics(window[1 : len(outputs) + 1], outputs, units=units)
     timeline = {}
     for name, per_frame in values.items():
@@ -85,6 +89,12 @@ def rereduce(
         stats[k][:, STAT_NAMES.index("frac_high")] = (flat > hi).mean(1)
 
 
+def _split_key(k: str) -> tuple[int, str]:
+    """ "2/f" -> (2, "f") (mimviewer.trace.split_key, without importing torch)."""
+    layer, _, name = k.partition("/")
+    return int(layer), name
+
+
 def _per_step(maps: np.ndarray, reduction: str) -> np.ndarray:
     """(steps, 4, *S) -> (steps, *S) under a panel reduction ("saturated" = low + high)."""
     if reduction == "saturated":
@@ -124,7 +134,7 @@ def saturation_curves(stats: dict[str, np.ndarray], done_steps: int, name: str) 
     """Per layer: fraction of saturated units of ``name`` at every finished step."""
     curves = {}
     for k, values in stats.items():
-        layer, quantity = split_key(k)
+        layer, quantity = _split_key(k)
         if quantity == name:
             done = values[:done_steps]
             curves[layer] = done[:, STAT_NAMES.index("frac_low")] + done[:, STAT_NAMES.index("frac_high")]

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mimviewer.errors import DataError, ShapeError
-from mimviewer.nets.base import RecurrentModel
 from mimviewer.render import FrameRenderer
-from mimviewer.trace import STAT_NAMES
-from mimviewer.viewmodel import jobs, timing
+from mimviewer.viewmodel import timing
 from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
-from mimviewer.viewmodel.readout import pixel_value
+from mimviewer.viewmodel.readout import STAT_NAMES, pixel_value
 from mimviewer.viewmodel.results import ModelSlot, SlotDone, StepUpdate
+
+if TYPE_CHECKING:  # torch is imported after the window is shown (in the background)
+    from mimviewer.nets.base import RecurrentModel
 
 RADAR_UNITS = ("dBZ", "mm/h")
 MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
@@ -233,15 +234,21 @@ class Session(InternalsState, DisplayState):
         self, run: int, *, device: str = "auto", amp: bool = False
     ) -> Generator[StepUpdate | SlotDone, None, None]:
         """:func:`mimviewer.viewmodel.jobs.inference` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         yield from jobs.inference(self, run, device=device, amp=amp)
 
     def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
         """:func:`mimviewer.viewmodel.jobs.export_job` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         return jobs.export_job(self, kind, path, slot)
 
     @staticmethod
     def devices() -> list[str]:
         """Devices a user can pick: auto, cpu and every CUDA GPU."""
+        import torch
+
         return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
     def accept(self, update: StepUpdate | SlotDone) -> bool:

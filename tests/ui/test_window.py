@@ -84,12 +84,16 @@ def test_quantities_reductions_and_thresholds(qtbot, window, tiny_files):
     assert session.reduction == "saturated"
     raw = session.slots[0].trace.raw["1/f"][session.step_of_frame(), 0]  # (C, H', W')
     expected = ((raw < 0.1) | (raw > 0.9)).mean(0)
-    np.testing.assert_allclose(internals.cells[(1, "f")][1].image, expected, atol=1e-6)
+    step = session.step_of_frame()
+    np.testing.assert_allclose(session.heatmap(1, "f", step), expected, atol=1e-6)
+    assert np.array_equal(internals.cells[(1, "f")][1].image, session.heatmap_image(1, "f", step))
 
     internals.lo.setValue(0.45)
     internals.hi.setValue(0.55)
     expected = ((raw < 0.45) | (raw > 0.55)).mean(0)
-    np.testing.assert_allclose(internals.cells[(1, "f")][1].image, expected, atol=1e-6)
+    step = session.step_of_frame()
+    np.testing.assert_allclose(session.heatmap(1, "f", step), expected, atol=1e-6)
+    assert np.array_equal(internals.cells[(1, "f")][1].image, session.heatmap_image(1, "f", step))
     curve = next(c for c in internals.curves.listDataItems() if c.name() == "layer 1")
     all_raw = session.slots[0].trace.raw["1/f"][:, 0]
     np.testing.assert_allclose(
@@ -176,7 +180,12 @@ def test_models_show_only_the_quantities_they_have(qtbot, window, tiny_files, tm
     wait_finished(qtbot, window)
     session.quantities = ["f", "H"]
     session.frame = 4
-    image = internals.cells[(0, "f")][1].image  # units x steps, filled up to the current step
+    image = session.heatmap(0, "f")  # units x steps, filled up to the current step
     assert image.shape == (8, session.steps)
     assert np.isfinite(image[:, : session.step_of_frame() + 1]).all()
     assert np.isnan(image[:, session.step_of_frame() + 1 :]).all()
+    # drawn: steps not computed yet are transparent, the others opaque
+    drawn = internals.cells[(0, "f")][1].image
+    assert drawn.shape == (8, session.steps, 4)
+    assert (drawn[:, : session.step_of_frame() + 1, 3] == 255).all()
+    assert (drawn[:, session.step_of_frame() + 1 :, 3] == 0).all()
