@@ -7,7 +7,9 @@ failed export never leaves a half-written file where the user's old one was.
 
 Frames come in model scale [0, 1] as ``(T, C, H, W)``: ``gt`` holds the whole sequence
 (``pre`` context frames, then the frames to predict) and every prediction holds the
-predicted frames only, ``(T - pre, C, H, W)``.
+predicted frames only, ``(T - pre, C, H, W)``. A forecast past the end of the data has no
+truth for some predicted frames: those ``gt`` frames are NaN, drawn as "not observed yet",
+with no difference panel (see :mod:`mimviewer.forecast`).
 
 Numbering: frames and steps count from 0 everywhere — in images ("frame 0/19"), in the
 window, in CSV/JSON files (metrics' ``frame`` column, gate statistics' ``step`` and
@@ -41,6 +43,8 @@ CONTEXT_COLOUR = (70, 150, 255)
 PREDICTED_COLOUR = (255, 140, 0)
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
+ABSENT_COLOUR = (56, 56, 56)  # a panel without data (truth not observed yet)
+ABSENT_HATCH = (80, 80, 80)
 
 BORDER = 3  # px of role colour around every panel
 MARGIN = 8  # px between panels
@@ -275,14 +279,23 @@ def comparison_layout(gt: np.ndarray, predictions: Mapping[str, np.ndarray]) -> 
     return ComparisonLayout(tuple(names), zoom, ph, pw, width, height)
 
 
+def observed_frames(gt: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames that have a truth (a NaN frame is one not observed yet)."""
+    return ~np.isnan(np.asarray(gt)).all(axis=tuple(range(1, np.ndim(gt))))
+
+
 def difference_scale(
     gt: np.ndarray, predictions: Mapping[str, np.ndarray], pre: int, scale: ColorScale
 ) -> Scale:
-    """Symmetric scale for prediction - truth in physical units, shared by every model."""
-    truth = frames_physical(gt[pre:], scale)
-    errors = [np.abs(frames_physical(p, scale) - truth) for p in predictions.values()]
+    """Symmetric scale for prediction - truth in physical units, shared by every model
+    (frames without a truth are left out)."""
+    seen = observed_frames(gt[pre:])
+    truth = frames_physical(gt[pre:][seen], scale)
+    errors = [np.abs(frames_physical(p[seen], scale) - truth) for p in predictions.values()]
     largest = max((float(np.nanmax(e)) for e in errors if e.size), default=0.0) or 1e-6
     label = "pred - GT" if scale.units == "intensity" else f"pred - GT ({scale.units})"
+    if not seen.any():
+        label += ": no truth yet"
     return Scale(DIVERGING_LUT, -largest, largest, label)
 
 
@@ -293,11 +306,14 @@ def render_comparison(
     pre: int,
     units: str = "intensity",
     colour_scale: str | None = None,
+    notes: Sequence[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield one RGB uint8 image per frame: GT | prediction | difference (| 2nd prediction | difference).
 
     During context frames the prediction panels show the frame the model reads (the truth)
     and the difference is zero; a blue border marks context, an orange one predictions.
+    A NaN ``gt`` frame is not observed yet: its GT panel says so and it has no difference.
+    ``notes`` (one per frame) replace the role in the title line, e.g. a forecast's lead time.
     ``colour_scale`` names one of :data:`mimviewer.data.colors.SCALES` (default: by units).
     """
     gt = np.asarray(gt, dtype=np.float32)
@@ -306,7 +322,7 @@ def render_comparison(
     layout = comparison_layout(gt, predictions)
     scale = _colour_scale(units, colour_scale)
     diff_scale = difference_scale(gt, predictions, pre, scale)
-    truth_rgb = frames_rgb(gt, scale)
+    truth_rgb = frames_rgb(np.nan_to_num(gt, nan=0.0), scale)  # NaN frames are never drawn
     truth = frames_physical(gt, scale)
     shown_rgb = {name: frames_rgb(p, scale) for name, p in predictions.items()}
     shown = {name: frames_physical(p, scale) for name, p in predictions.items()}
@@ -322,26 +338,48 @@ def render_comparison(
     _draw_scale(background, bar_x + COLOURBAR_SPACE, bar_y, layout.panel_height, diff_scale)
 
     total = len(gt)
+    seen = observed_frames(gt)
+    if notes is not None and len(notes) != total:
+        raise ShapeError(f"notes must give one line per frame ({total}), got {len(notes)}")
     for t in range(total):
         predicted = t >= pre
         image = background.copy()
         role = f"predicted +{t - pre + 1}" if predicted else "context (model reads the truth)"
+        role = notes[t] if notes is not None else role
         colour = PREDICTED_COLOUR if predicted else CONTEXT_COLOUR
         _text(image, f"frame {t}/{total - 1}", MARGIN, 16, scale=0.5)
         _text(image, role, MARGIN + _text_width(f"frame {total - 1}/{total - 1}", 0.5) + 12, 16, colour, 0.5)
-        panels = [truth_rgb[t]]
+        panels: list[np.ndarray | str] = [truth_rgb[t] if seen[t] else "not observed yet"]
         for name in predictions:
-            if predicted:
+            if not predicted:
+                panels += [truth_rgb[t], diff_scale.colour(np.zeros_like(truth[t]))]
+            elif seen[t]:
                 panels += [shown_rgb[name][t - pre], diff_scale.colour(shown[name][t - pre] - truth[t])]
             else:
-                panels += [truth_rgb[t], diff_scale.colour(np.zeros_like(truth[t]))]
+                panels += [shown_rgb[name][t - pre], "no truth to compare"]
         for index, panel in enumerate(panels):
             y, x = layout.panel_origin(index)
             image[
                 y - BORDER : y + layout.panel_height + BORDER, x - BORDER : x + layout.panel_width + BORDER
             ] = colour
-            image[y : y + layout.panel_height, x : x + layout.panel_width] = _enlarge(panel, layout.zoom)
+            if isinstance(panel, str):
+                _draw_absent(image, y, x, layout.panel_height, layout.panel_width, panel)
+            else:
+                image[y : y + layout.panel_height, x : x + layout.panel_width] = _enlarge(panel, layout.zoom)
         yield image
+
+
+def _draw_absent(image: np.ndarray, y: int, x: int, height: int, width: int, text: str) -> None:
+    """A panel with nothing to show (no truth yet): hatched grey with the reason, never a zero frame."""
+    area = image[y : y + height, x : x + width]
+    area[:] = ABSENT_COLOUR
+    rows, cols = np.indices((height, width))
+    area[(rows + cols) % 12 == 0] = ABSENT_HATCH
+    words = text.split()
+    lines = [" ".join(words[: len(words) // 2 or 1]), " ".join(words[len(words) // 2 or 1 :])]
+    for i, line in enumerate(line for line in lines if line):
+        tx = x + max(2, (width - _text_width(line)) // 2)
+        _text(image, _fit(line, width - 4), tx, y + height // 2 + 14 * i)
 
 
 def write_comparison(
@@ -354,8 +392,10 @@ def write_comparison(
     units: str = "intensity",
     colour_scale: str | None = None,
     loop: bool = True,
+    notes: Sequence[str] | None = None,
 ) -> Path:
-    """Write the side-by-side comparison as an animated GIF or an MP4 (H.264), chosen by suffix."""
+    """Write the side-by-side comparison as an animated GIF or an MP4 (H.264), chosen by suffix
+    (``notes``: see :func:`render_comparison`)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
@@ -364,7 +404,7 @@ def write_comparison(
         raise ExportError(f"{path}: a comparison shows one or two predictions, got {len(predictions)}")
     if fps <= 0:
         raise ExportError(f"{path}: fps must be positive, got {fps}")
-    frames = render_comparison(gt, predictions, pre=pre, units=units, colour_scale=colour_scale)
+    frames = render_comparison(gt, predictions, pre=pre, units=units, colour_scale=colour_scale, notes=notes)
     with atomic_path(path) as tmp:
         if suffix == ".gif":
             writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0 if loop else 1)
@@ -389,15 +429,16 @@ def render_strip(
     """One RGB image: rows = GT and each prediction, columns = frames (every ``every``-th).
 
     Column borders mark context (blue) and predicted (orange) frames; predictions have no
-    cells under the context columns.
+    cells under the context columns; a NaN ``gt`` frame (not observed yet) is a hatched cell.
     """
     gt = np.asarray(gt, dtype=np.float32)
     predictions = {name: np.asarray(p, dtype=np.float32) for name, p in predictions.items()}
     _check_frames(gt, predictions, pre)
     scale = _colour_scale(units, colour_scale)
-    rows = [("ground truth", frames_rgb(gt, scale), 0)]
+    rows = [("ground truth", frames_rgb(np.nan_to_num(gt, nan=0.0), scale), 0)]
     rows += [(name, frames_rgb(p, scale), pre) for name, p in predictions.items()]
     columns = list(range(0, len(gt), max(1, every)))
+    seen = observed_frames(gt)
     h, w = gt.shape[-2:]
     zoom = max(1, math.ceil(64 / max(h, w)))
     cell_h, cell_w = h * zoom + 2 * BORDER, w * zoom + 2 * BORDER
@@ -415,6 +456,10 @@ def render_strip(
                 continue
             y = LABEL + r * (cell_h + 2)
             image[y : y + cell_h, x : x + cell_w] = colour
+            if r == 0 and not seen[t]:
+                inner = (cell_h - 2 * BORDER, cell_w - 2 * BORDER)
+                _draw_absent(image, y + BORDER, x + BORDER, *inner, "not observed")
+                continue
             panel = _enlarge(frames[t - first], zoom)
             image[y + BORDER : y + cell_h - BORDER, x + BORDER : x + cell_w - BORDER] = panel
     for r, (name, _, _) in enumerate(rows):

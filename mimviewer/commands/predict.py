@@ -60,7 +60,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="where to write the prediction (.npy)")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
-    parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
+    parser.add_argument(
+        "--aft",
+        type=int,
+        help="frames to predict (default: the checkpoint's); more than it was trained for runs on "
+        "autoregressively, and the frames past its trained horizon are reported",
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="the last frame the model reads (-1: the input's last frame, a forecast past the end); "
+        "default: the first --pre frames are read",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     parser.add_argument("--trace", metavar="TRACE.npz", help="also save the trace of every gate and memory")
@@ -96,6 +107,8 @@ def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
         channels = getattr(args, "channels", None)
         sequence = open_sequence(path, **({"channels": channels} if channels else {}))
         pre = getattr(args, "pre", None)
+        if getattr(args, "now", None) is not None:
+            pre = None  # "now" may be anywhere: read the whole sequence
         frames = sequence.frames(0, pre if pre is not None and pre > 0 else None)  # (T, C, H, W)
         return InputFrames(frames[None], False)
     try:
@@ -148,6 +161,7 @@ def _concat_traces(traces: list) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.forecast import plan_forecast
     from mimviewer.inference import pick_device, rollout
     from mimviewer.trace import ProbeSpec
 
@@ -176,10 +190,14 @@ def run(args: argparse.Namespace) -> int:
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+    try:
+        plan = plan_forecast(t, pre, aft, now=pre - 1 if args.now is None else args.now, trained_aft=cfg.aft)
+    except ShapeError as exc:
+        raise ShapeError(f"{args.input}: {exc}") from None
 
     predictions, traces = [], []
     for start in range(0, n, args.batch_size):
-        batch = inputs.frames[start : start + args.batch_size, :pre]
+        batch = inputs.frames[start : start + args.batch_size, plan.first : plan.now + 1]
         result = rollout(
             loaded.model,
             batch,
@@ -203,4 +221,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {output} {tuple(prediction.shape)}: {cfg.arch} ({loaded.format}) from {pre} context frames "
         f"on {device}" + (f"; trace in {args.trace}" if args.trace else "")
     )
+    if plan.is_forecast or plan.beyond_trained.any():
+        print(f"  forecast: {plan.describe()}")
     return 0
