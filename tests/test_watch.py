@@ -2,43 +2,16 @@
 
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-import torch
 
 from mimviewer.data.synthetic import radar_storms
-from mimviewer.data.units import dbz_to_hko_pixel
-from mimviewer.nets import create_model
 from mimviewer.scans import looks_complete, name_time, read_scan, scan_time
 from mimviewer.watch import Nowcaster, NowcastResult, PendingFiles, Verification, nowcast_folder
-
-PRE, AFT, SIZE = 3, 2, 16
-T0 = datetime(2024, 6, 1, 12, 0)
-STEP = timedelta(minutes=6)
-SETTLE = 0.2
-
-
-def tiny_model():
-    torch.manual_seed(0)
-    return create_model(
-        "predrnn", num_hidden=(4,), filter_size=3, patch_size=4, height=SIZE, width=SIZE, pre=PRE, aft=AFT
-    )
-
-
-def scan_bytes(dbz: np.ndarray) -> bytes:
-    """An HKO-7 PNG of one (1, H, W) dBZ frame."""
-    pixels = np.clip(np.rint(dbz_to_hko_pixel(dbz[0])), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", pixels)
-    assert ok
-    return encoded.tobytes()
-
-
-def scan_name(k: int) -> str:
-    return f"RAD{(T0 + k * STEP):%y%m%d%H%M%S}.png"
+from tests.scan_helpers import AFT, SETTLE, SIZE, STEP, T0, scan_bytes, scan_name, tiny_model
 
 
 @pytest.fixture(scope="module")
