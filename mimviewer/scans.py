@@ -49,20 +49,21 @@ def name_time(path: str | Path) -> datetime | None:
 
 
 def _odim_time(path: Path) -> datetime | None:
+    """The first dataset's ``startdate``/``starttime``, else the file's ``/what`` ``date``/``time``."""
     from mimviewer.data.odim import open_hdf5
 
+    def text(value) -> str:
+        return value.decode("ascii", "replace") if isinstance(value, bytes | np.bytes_) else str(value)
+
     with open_hdf5(path) as handle:
-        what = handle.get("what")
-        if what is None or "date" not in what.attrs or "time" not in what.attrs:
-            return None
-        text = [
-            v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
-            for v in (what.attrs["date"], what.attrs["time"])
-        ]
-    try:
-        return datetime.strptime(text[0] + text[1][:6], "%Y%m%d%H%M%S")
-    except ValueError:
-        return None
+        for group, date, clock in (("dataset1/what", "startdate", "starttime"), ("what", "date", "time")):
+            attrs = handle[group].attrs if group in handle else {}
+            if date in attrs and clock in attrs:
+                try:
+                    return datetime.strptime(text(attrs[date]) + text(attrs[clock])[:6], "%Y%m%d%H%M%S")
+                except ValueError:
+                    return None
+    return None
 
 
 def scan_time(path: str | Path) -> datetime | None:

@@ -189,3 +189,14 @@ def test_a_watched_folder_forecasts_once_per_complete_scan_in_time_order(tmp_pat
     assert not any("late" in n for r in results for n in r.notes) and messages == []
     assert read_scan(tmp_path / scan_name(3)).frame.shape == (1, SIZE, SIZE)
     assert scan_time(tmp_path / scan_name(3)) == T0 + 3 * STEP
+
+
+def test_an_odim_scan_has_its_time_and_units(tmp_path):
+    from tests.data.test_readers import write_odim
+
+    raw = np.full((8, 8), 124, np.uint8)  # 124 * 0.5 - 32 = 30 dBZ
+    write_odim(tmp_path / "scan.h5", [raw], ["101500"])
+    scan = read_scan(tmp_path / "scan.h5", size=(4, 4))
+    assert scan.time == datetime(2024, 5, 1, 10, 15) and scan.units == "dBZ"
+    assert scan.frame.shape == (1, 4, 4) and "resized 8x8 -> 4x4" in scan.notes[0]
+    np.testing.assert_allclose(scan.frame, (30 + 10) / 70, atol=1e-6)
