@@ -263,15 +263,12 @@ class Nowcaster:
         return self.history[-1] if self.history else None
 
     def read(self, path: Path) -> Scan:
-        """Read a scan at the model's frame size and channels (in the units of the first scan)."""
+        """Read a scan at the model's frame size and channels (changes nothing: safe in a thread)."""
         cfg = self.model.config
         scan = read_scan(path, size=(cfg.height, cfg.width), channels=cfg.channels, units=self.units)
         if scan.time is None:
             scan.time = datetime.fromtimestamp(path.stat().st_mtime)
             scan.notes += ("no time in the name: the file's modification time is used",)
-        if self.units is None:
-            self.units = scan.units
-            self.verification.units = scan.units
         return scan
 
     @property
@@ -286,6 +283,9 @@ class Nowcaster:
 
     def _insert(self, scan: Scan) -> str | None:
         """Put ``scan`` into the time-ordered history; a message if it was refused."""
+        if self.units is None:  # the first scan says what the feed holds
+            self.units = scan.units
+            self.verification.units = scan.units
         for old in self.history:
             if old.time == scan.time:
                 when = f"{scan.time:%H:%M:%S}"
@@ -410,6 +410,59 @@ def follow(
             return
 
 
+@dataclass
+class ScanBatch:
+    """Scans that became complete together, in time order, and messages about skipped files."""
+
+    scans: list[Scan]
+    messages: list[str]
+    existing: bool = False  # the scans already in the folder when watching started
+
+
+def landed_scans(
+    folder: str | Path,
+    read: Callable[[Path], Scan],
+    *,
+    stop_event: threading.Event,
+    settle_s: float = 0.5,
+    give_up_s: float = 60.0,
+) -> Generator[ScanBatch, None, None]:
+    """The scans already in ``folder`` (one batch, ``existing``, possibly empty), then every batch
+    of complete scans as they land, read with ``read``, until ``stop_event`` is set."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    first = ScanBatch([], [], existing=True)
+    for path in existing_scans(folder):
+        try:
+            first.scans.append(read(path))
+        except DataError as exc:
+            first.messages.append(f"skipped {exc}")
+    first.scans.sort(key=lambda s: s.time)
+    yield first
+    pending = PendingFiles(settle_s, give_up_s)
+    for events in follow(folder, stop_event=stop_event, tick_s=settle_s / 2):
+        for change, path in events:
+            if change == "deleted":
+                pending.forget(path)
+            else:
+                pending.notice(path)
+        ready, messages = pending.take_ready()
+        batch = ScanBatch([], messages)
+        for path in ready:
+            try:
+                batch.scans.append(read(path))
+            except DataError:  # complete on the outside, not inside yet: look again later
+                pending.retry(path)
+            else:
+                pending.accepted(path)
+        batch.scans.sort(key=lambda s: s.time)
+        if batch.scans or batch.messages:
+            yield batch
+        if stop_event.is_set():
+            return
+
+
 def nowcast_folder(
     folder: str | Path,
     nowcaster: Nowcaster,
@@ -422,18 +475,17 @@ def nowcast_folder(
     """Follow ``folder``: yield a :class:`NowcastResult` per complete scan, in time order, and a
     message (str) for every file skipped. The scans already there form the history, and (when
     ``initial_forecast``) the newest of them gets a forecast at once."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder")
-    scans = []
-    for path in existing_scans(folder):
-        try:
-            scans.append(nowcaster.read(path))
-        except DataError as exc:
-            yield f"skipped {exc}"
-    yield from nowcaster.add_existing(scans)
-    if initial_forecast and nowcaster.latest is not None:
-        due = nowcaster.plan()
+    batches = landed_scans(
+        folder, nowcaster.read, stop_event=stop_event, settle_s=settle_s, give_up_s=give_up_s
+    )
+    for batch in batches:
+        yield from batch.messages
+        if not batch.existing:
+            for scan in batch.scans:
+                yield nowcaster.arrive(scan)
+            continue
+        yield from nowcaster.add_existing(batch.scans)
+        due = nowcaster.plan() if initial_forecast else None
         if due is not None:
             plan, frames = due
             forecast = run_forecast(
@@ -441,24 +493,3 @@ def nowcast_folder(
             )
             nowcaster.record(forecast)
             yield NowcastResult(nowcaster.latest, forecast, initial=True)
-    pending = PendingFiles(settle_s, give_up_s)
-    for events in follow(folder, stop_event=stop_event, tick_s=settle_s / 2):
-        for change, path in events:
-            if change == "deleted":
-                pending.forget(path)
-            else:
-                pending.notice(path)
-        ready, messages = pending.take_ready()
-        yield from messages
-        arrived = []
-        for path in ready:
-            try:
-                arrived.append(nowcaster.read(path))
-            except DataError:  # complete on the outside, not inside yet: look again later
-                pending.retry(path)
-            else:
-                pending.accepted(path)
-        for scan in sorted(arrived, key=lambda s: s.time):
-            yield nowcaster.arrive(scan)
-        if stop_event.is_set():
-            return
