@@ -115,3 +115,18 @@ def test_forecast_metrics_with_no_truth_has_every_key():
     table = forecast_metrics(truth, np.zeros_like(truth), np.zeros(2, bool), units="mm/h", thresholds=(1.0,))
     assert set(table) == {*metric_names("mm/h", (1.0,))}
     assert "far@1" in table and all(np.isnan(v).all() for v in table.values())
+
+
+def test_the_study_runs_on_past_the_trained_horizon(tmp_path):
+    from mimviewer.checkpoints import load_checkpoint, save_checkpoint
+    from mimviewer.study import study_model
+
+    save_checkpoint(tmp_path / "m.safetensors", tiny("predrnn"))
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
+    frames = np.random.default_rng(3).random((2, 9, 1, 8, 8), dtype=np.float32)
+
+    longer = study_model("m", loaded, frames, aft=6)  # trained 3 -> 3, run on to 6
+    trained = study_model("m", loaded, frames[:, :6])
+
+    assert longer.aft == 6 and longer.saturated["L0 f"].shape == (3 + 6 - 1,)
+    np.testing.assert_array_equal(longer.saturated["L0 f"][:5], trained.saturated["L0 f"])
