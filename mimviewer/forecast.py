@@ -40,17 +40,20 @@ def default_now(length: int, pre: int, aft: int, start: int = 0) -> int:
     return length - 1
 
 
-def lead_label(lead: int, frame_interval_s: float | None) -> str:
-    """A lead as text: +10 min, +30 s, +1 h 30 min when the time between frames is known; else +3 frames."""
+def lead_label(lead: int, frame_interval_s: float | None, *, short: bool = False) -> str:
+    """A lead as text: +10 min, +30 s, +1 h 30 min when the time between frames is known; else
+    +3 frames. ``short`` (axis ticks): +10m, +30s, +1h30m, +3."""
     if not frame_interval_s or frame_interval_s <= 0:
-        return f"+{lead} frame" + ("s" if lead != 1 else "")
+        return f"+{lead}" if short else f"+{lead} frame" + ("s" if lead != 1 else "")
     seconds = lead * frame_interval_s
     if seconds < 60 or seconds % 60:
-        return f"+{seconds:g} s"
+        return f"+{seconds:g}s" if short else f"+{seconds:g} s"
     minutes = round(seconds / 60)
     if minutes < 120:
-        return f"+{minutes} min"
+        return f"+{minutes}m" if short else f"+{minutes} min"
     hours, rest = divmod(minutes, 60)
+    if short:
+        return f"+{hours}h" + (f"{rest}m" if rest else "")
     return f"+{hours} h" + (f" {rest} min" if rest else "")
 
 
@@ -122,8 +125,8 @@ class ForecastPlan:
             return None
         return self.now_time + timedelta(seconds=lead * self.frame_interval_s)
 
-    def lead_labels(self) -> list[str]:
-        return [lead_label(int(lead), self.frame_interval_s) for lead in self.leads]
+    def lead_labels(self, *, short: bool = False) -> list[str]:
+        return [lead_label(int(lead), self.frame_interval_s, short=short) for lead in self.leads]
 
     def frame_note(self, k: int) -> str:
         """What timeline frame ``k`` is, in words, e.g. "forecast +10 min, valid 12:40 · not observed yet"."""

@@ -67,6 +67,8 @@ def test_valid_times_and_labels():
     assert "2 past the trained horizon" in plan.describe()
     assert lead_label(3, None) == "+3 frames" and lead_label(1, None) == "+1 frame"
     assert lead_label(1, 30) == "+30 s" and lead_label(13, 600) == "+2 h 10 min"
+    assert lead_label(13, 600, short=True) == "+2h10m" and lead_label(2, 360, short=True) == "+12m"
+    assert lead_label(4, None, short=True) == "+4"
 
 
 @pytest.mark.parametrize("arch", list_models())
