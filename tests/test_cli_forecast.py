@@ -122,6 +122,14 @@ def test_export_metrics_exist_only_where_the_truth_does(files):
         assert per_frame[5:] == [None] * 5  # absent, not zero
 
     strip = main(
-        ["export", str(folder / "m.safetensors"), str(folder / "ten.npy"), "-o", str(folder / "s.png")]
+        [
+            "export",
+            str(folder / "m.safetensors"),
+            str(folder / "ten.npy"),
+            "--units",
+            "dBZ",
+            "-o",
+            str(folder / "s.png"),
+        ]
     )
     assert strip == 0 and imageio.imread(folder / "s.png").ndim == 3

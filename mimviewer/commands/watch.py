@@ -120,10 +120,10 @@ def load_model(args: argparse.Namespace, folder: Path, device):
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
-    """One atomic write of an array (the project's atomic writer)."""
-    from mimviewer.export import atomic_path
+    """One atomic write of an array (:mod:`mimviewer.atomic`: the name stays exactly the one asked)."""
+    from mimviewer.atomic import atomic_file
 
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
+    with atomic_file(path) as f:
         np.save(f, array)
 
 
@@ -237,14 +237,13 @@ def run_headless(args: argparse.Namespace, folder: Path, thresholds: tuple[float
 
 
 def write_verification(path: Path, nowcaster, result) -> None:
-    from mimviewer.export import atomic_path
+    from mimviewer.atomic import write_text
     from mimviewer.forecast import lead_label
 
     labels = [lead_label(lead, nowcaster.interval_s) for lead in range(1, nowcaster.aft + 1)]
     document = nowcaster.verification.to_json(labels)
     document["latest_scan"] = result.scan.path.name
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(document, indent=1) + "\n")
 
 
 def _run_window(args: argparse.Namespace, folder: Path, thresholds: tuple[float, ...]) -> int:
