@@ -247,4 +247,56 @@ def write_verification(path: Path, nowcaster, result) -> None:
 
 
 def _run_window(args: argparse.Namespace, folder: Path, thresholds: tuple[float, ...]) -> int:
-    raise MimviewerError("the window's watch mode is not available in this build: pass --headless")
+    """The window follows the folder (File > Watch folder); ``--screenshot`` saves it after
+    ``--max-forecasts`` forecasts (default 1) and exits."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from mimviewer.ui.app import SCREENSHOT_SIZE, application, choose_device, has_display, save_screenshot
+    from mimviewer.ui.main_window import MainWindow
+
+    if args.screenshot is None and not has_display():
+        raise MimviewerError("no display found: pass --headless (files) or --screenshot PNG (offscreen)")
+    app = application()
+    window = MainWindow()
+    if args.screenshot is not None:
+        window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    choose_device(window, args.device)
+    if not window.open_paths(checkpoint=args.checkpoint, run=False):
+        return 2
+    window.session.set_forecast(context=args.pre, horizon=args.aft)
+    interval = args.interval * 60 if args.interval else None
+    if not window.watch_folder(
+        folder, thresholds=thresholds, settle_s=args.settle, give_up_s=args.give_up, frame_interval_s=interval
+    ):
+        return 2
+    if args.screenshot is None:
+        return app.exec()
+    wanted = args.max_forecasts or 1
+    loop, status = QEventLoop(), {"code": 0, "done": False}
+
+    def finish() -> None:
+        if status["done"]:
+            return
+        status["done"] = True
+        live = window.live
+        if live is None or live.forecasts < wanted:
+            print("mimviewer: error: " + ("; ".join(window.errors) or "too few forecasts"), file=sys.stderr)
+            status["code"] = 2
+        else:
+            session = window.session
+            session.frame = min(session.pre + 1, session.timeline_length - 1)
+            print(f"wrote {save_screenshot(window, args.screenshot)}")
+        window.close()
+        loop.quit()
+
+    def check(ok: bool) -> None:
+        if window.live is not None and window.live.forecasts >= wanted:
+            window.runner.finished.disconnect(check)
+            QTimer.singleShot(300, finish)
+
+    window.runner.finished.connect(check)
+    if args.stop_after > 0:
+        QTimer.singleShot(int(args.stop_after * 1000), finish)
+    loop.exec()
+    return status["code"]
