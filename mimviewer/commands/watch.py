@@ -92,6 +92,8 @@ def check_args(args: argparse.Namespace) -> Path:
         raise MimviewerError(f"{folder}: not a folder")
     if args.settle <= 0 or args.give_up <= args.settle:
         raise MimviewerError("--settle must be > 0 and --give-up longer than --settle")
+    if args.headless and args.screenshot:
+        raise MimviewerError("--screenshot is for the window; --headless writes files")
     if args.interval is not None and args.interval <= 0:
         raise MimviewerError(f"--interval must be > 0 minutes, got {args.interval}")
     return folder

@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         """Open files (any of them), then start inference when a sequence and a model are there."""
         try:
             if sequence is not None:
+                self.stop_watching()  # the user's own sequence replaces the live feed
                 self.runner.cancel()
                 self.session.open_sequence(sequence)
                 self.settings.add_recent("sequence", sequence)
