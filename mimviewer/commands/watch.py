@@ -253,19 +253,20 @@ def _run_window(args: argparse.Namespace, folder: Path, thresholds: tuple[float,
     ``--max-forecasts`` forecasts (default 1) and exits."""
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from mimviewer.inference import pick_device
     from mimviewer.ui.app import SCREENSHOT_SIZE, application, choose_device, has_display, save_screenshot
     from mimviewer.ui.main_window import MainWindow
 
     if args.screenshot is None and not has_display():
         raise MimviewerError("no display found: pass --headless (files) or --screenshot PNG (offscreen)")
+    loaded = load_model(args, folder, pick_device(args.device))  # config flags apply here too
     app = application()
     window = MainWindow()
     if args.screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
     choose_device(window, args.device)
-    if not window.open_paths(checkpoint=args.checkpoint, run=False):
-        return 2
+    window.session.set_model(loaded.model, name=Path(args.checkpoint).name, source=str(args.checkpoint))
     window.session.set_forecast(context=args.pre, horizon=args.aft)
     interval = args.interval * 60 if args.interval else None
     if not window.watch_folder(
