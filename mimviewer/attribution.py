@@ -195,7 +195,7 @@ class Attribution:
     # -- files ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write every array and the request as a .npz (no pickles), atomically."""
-        from mimviewer.export import atomic_path
+        from mimviewer.atomic import atomic_file
 
         arrays: dict[str, np.ndarray] = {
             "maps": self.maps,
@@ -214,7 +214,7 @@ class Attribution:
             arrays["memory_norms"] = self.memory.norms
             arrays["memory_paths"] = np.array(self.memory.paths, dtype=str)
         path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             np.savez_compressed(f, **arrays)
         return path
 

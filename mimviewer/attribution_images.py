@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
-import imageio.v2 as imageio
 import numpy as np
 
 from mimviewer.attribution import Attribution, MemoryPaths
@@ -22,21 +21,18 @@ from mimviewer.export import (
     BACKGROUND,
     BORDER,
     CONTEXT_COLOUR,
-    DIVERGING_LUT,
     MARGIN,
     PREDICTED_COLOUR,
-    VIRIDIS_LUT,
     ExportError,
-    Scale,
-    _colour_scale,
     _draw_scale,
     _enlarge,
     _fit,
+    _renderer,
     _text,
-    atomic_path,
-    frames_rgb,
     write_png,
+    write_video,
 )
+from mimviewer.render import DIVERGING, ColourScale, FrameRenderer, value_scale
 
 REGION_COLOUR = (255, 255, 0)
 NOT_COMPUTED = (48, 48, 48)  # a memory-path cell of a state that step does not compute
@@ -44,18 +40,28 @@ BAR_HEIGHT = 70  # px of the per-frame bar chart
 ROW_LABEL = 86  # px left of each row for its name
 
 
-def attribution_scale(attribution: Attribution) -> Scale:
+def attribution_scale(attribution: Attribution) -> ColourScale:
     """Symmetric diverging scale over every frame's attribution (a robust 99.5th percentile of |a|)."""
     values = np.abs(attribution.maps.sum(1))  # (pre, H, W): channels summed, as shown
     largest = float(np.percentile(values, 99.5)) if values.size else 0.0
     largest = largest or float(values.max(initial=0.0)) or 1e-12
-    return Scale(DIVERGING_LUT, -largest, largest, f"attribution ({attribution.method})")
+    return value_scale("diverging", -largest, largest, f"attribution ({attribution.method})")
 
 
-def overlay(frame_rgb: np.ndarray, values: np.ndarray, scale: Scale, strength: float = 0.85) -> np.ndarray:
+def overlay(
+    frame_rgb: np.ndarray, values: np.ndarray, scale: ColourScale, strength: float = 0.85
+) -> np.ndarray:
     """``frame_rgb`` (H, W, 3) with ``values`` (H, W) blended in: opacity grows with |value|."""
     alpha = np.clip(np.abs(values) / scale.vmax, 0.0, 1.0)[..., None] * strength
-    return np.rint(frame_rgb * (1 - alpha) + scale.colour(values) * alpha).astype(np.uint8)
+    return np.rint(frame_rgb * (1 - alpha) + scale.to_rgb(values) * alpha).astype(np.uint8)
+
+
+def draw_bar(image: np.ndarray, x: int, y: int, height: int, scale: ColourScale | FrameRenderer) -> None:
+    """A labelled colour bar of a value scale, or of a renderer's frames."""
+    if isinstance(scale, FrameRenderer):
+        _draw_scale(image, x, y, height, scale.frame_bar(), scale.lut)
+    else:
+        _draw_scale(image, x, y, height, scale.colour_bar(), scale.colours)
 
 
 def region_outline(rgb: np.ndarray, mask: np.ndarray, zoom: int) -> np.ndarray:
@@ -78,7 +84,7 @@ def _bars(
     largest = float(np.max(np.abs(totals))) or 1.0
     for t, x in enumerate(columns):
         size = round(abs(totals[t]) / largest * (mid - 4))
-        colour = DIVERGING_LUT[230] if totals[t] >= 0 else DIVERGING_LUT[25]
+        colour = DIVERGING[230] if totals[t] >= 0 else DIVERGING[25]
         if highlight is not None and t != highlight:
             colour = tuple(int(c * 0.45) for c in colour)
         x0, x1 = x + cell // 4, x + 3 * cell // 4
@@ -103,11 +109,11 @@ def memory_plot(memory: MemoryPaths, pre: int, cell: int = 14, shares: bool = Tr
     what = "share of the gradient" if shares else "gradient norm"
     _text(image, f"memory path x step: {what} reaching the region", MARGIN, 14)
     vmax = float(np.nanmax(matrix)) if np.isfinite(matrix).any() else 1.0
-    scale = Scale(VIRIDIS_LUT, 0.0, vmax or 1.0, "share" if shares else "|grad|")
+    scale = value_scale("viridis", 0.0, vmax or 1.0, "share" if shares else "|grad|")
     for r, label in enumerate(labels):
         y = top + r * cell
         _text(image, label, MARGIN, y + cell - 3, scale=0.35)
-        tiles = scale.colour(matrix[r])  # (steps, 3)
+        tiles = scale.to_rgb(matrix[r])  # (steps, 3)
         for t in range(steps):
             x = label_w + t * cell
             # NaN: the step does not compute this state (after frame K, MIM-N at step 0, ...)
@@ -118,7 +124,7 @@ def memory_plot(memory: MemoryPaths, pre: int, cell: int = 14, shares: bool = Tr
         _text(image, str(t), label_w + t * cell, height - 6, colour, scale=0.33)
     _text(image, "step", label_w + steps * cell + 4, height - 6, scale=0.33)
     if labels:
-        _draw_scale(image, label_w + steps * cell + 12, top + 14, max(20, len(labels) * cell - 14), scale)
+        draw_bar(image, label_w + steps * cell + 12, top + 14, max(20, len(labels) * cell - 14), scale)
     return image
 
 
@@ -140,13 +146,14 @@ def render_attribution(
     *,
     units: str = "intensity",
     title: str = "",
+    renderer: FrameRenderer | None = None,
 ) -> np.ndarray:
     """One RGB image: context frames with the attribution overlaid, the attribution alone, the
     explained frame with its region, the per-frame totals and the memory-path plot.
 
     ``context`` (pre, C, H, W) and ``predicted`` (C, H, W), the explained frame, in model scale.
     """
-    frame_scale = _colour_scale(units, None)
+    renderer = renderer or _renderer(units, None)
     scale = attribution_scale(attribution)
     pre, _, h, w = context.shape
     zoom = max(1, math.ceil(96 / max(h, w)))
@@ -165,7 +172,7 @@ def render_attribution(
     if gap is not None:
         line += f"; baseline {attribution.baseline_target:.4g}; completeness gap {gap:.3g}"
     _text(image, line, MARGIN, 33, scale=0.4)
-    rgb = frames_rgb(context, frame_scale)  # (pre, H, W, 3)
+    rgb = renderer.frames(context)  # (pre, H, W, 3)
     shown = attribution.maps.sum(1)  # (pre, H, W)
     for r, name in enumerate(("overlay", "attribution")):
         y = header + r * (h * zoom + 2 * BORDER + 18) + 16
@@ -175,18 +182,16 @@ def render_attribution(
                 _text(image, f"{t}", x + 2, y - 3, CONTEXT_COLOUR, scale=0.35)
                 panel = overlay(rgb[t], shown[t], scale)
             else:
-                panel = scale.colour(shown[t])
+                panel = scale.to_rgb(shown[t])
             image[y : y + cell, x : x + cell] = CONTEXT_COLOUR
             image[y + BORDER : y + cell - BORDER, x + BORDER : x + cell - BORDER] = _enlarge(panel, zoom)
     y = header + 16
     _text(image, f"frame {attribution.frame}", target_x, y - 3, PREDICTED_COLOUR, scale=0.35)
-    target = region_outline(
-        _enlarge(frames_rgb(predicted[None], frame_scale)[0], zoom), attribution.mask, zoom
-    )
+    target = region_outline(_enlarge(renderer.frames(predicted), zoom), attribution.mask, zoom)
     image[y : y + cell, target_x : target_x + cell] = PREDICTED_COLOUR
     image[y + BORDER : y + cell - BORDER, target_x + BORDER : target_x + cell - BORDER] = target
-    _draw_scale(image, target_x + cell + 2 * MARGIN, y + 12, h * zoom, frame_scale)
-    _draw_scale(image, target_x + cell + 2 * MARGIN + 104, y + 12, h * zoom, scale)
+    draw_bar(image, target_x + cell + 2 * MARGIN, y + 12, h * zoom, renderer)
+    draw_bar(image, target_x + cell + 2 * MARGIN + 104, y + 12, h * zoom, scale)
     bars = _bars(width, BAR_HEIGHT, attribution.frame_totals, columns, cell, None)
     _text(bars, "per frame", MARGIN, 12)
     parts = [image, bars]
@@ -196,10 +201,15 @@ def render_attribution(
 
 
 def render_attribution_frames(
-    attribution: Attribution, context: np.ndarray, predicted: np.ndarray, *, units: str = "intensity"
+    attribution: Attribution,
+    context: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    units: str = "intensity",
+    renderer: FrameRenderer | None = None,
 ) -> Iterator[np.ndarray]:
     """One image per context frame: overlay | attribution | explained frame, totals bar highlighted."""
-    frame_scale = _colour_scale(units, None)
+    renderer = renderer or _renderer(units, None)
     scale = attribution_scale(attribution)
     pre, _, h, w = context.shape
     zoom = max(1, math.ceil(160 / max(h, w)))
@@ -207,11 +217,9 @@ def render_attribution_frames(
     xs = [MARGIN + i * (cell + MARGIN) for i in range(3)]
     width = xs[-1] + cell + MARGIN + 2 * 104
     header = 40
-    rgb = frames_rgb(context, frame_scale)
+    rgb = renderer.frames(context)
     shown = attribution.maps.sum(1)
-    target = region_outline(
-        _enlarge(frames_rgb(predicted[None], frame_scale)[0], zoom), attribution.mask, zoom
-    )
+    target = region_outline(_enlarge(renderer.frames(predicted), zoom), attribution.mask, zoom)
     small = max(12, (width - 2 * MARGIN) // pre - 2)
     columns = [MARGIN + t * (small + 2) for t in range(pre)]
     for t in range(pre):
@@ -233,14 +241,14 @@ def render_attribution_frames(
                 _enlarge(overlay(rgb[t], shown[t], scale), zoom),
                 CONTEXT_COLOUR,
             ),
-            (xs[1], "attribution", _enlarge(scale.colour(shown[t]), zoom), CONTEXT_COLOUR),
+            (xs[1], "attribution", _enlarge(scale.to_rgb(shown[t]), zoom), CONTEXT_COLOUR),
             (xs[2], f"frame {attribution.frame} (explained)", target, PREDICTED_COLOUR),
         ):
             _text(image, _fit(name, cell), x, y - 5)
             image[y : y + cell, x : x + cell] = colour
             image[y + BORDER : y + cell - BORDER, x + BORDER : x + cell - BORDER] = panel
-        _draw_scale(image, xs[-1] + cell + MARGIN, y + 12, h * zoom - 12, frame_scale)
-        _draw_scale(image, xs[-1] + cell + MARGIN + 104, y + 12, h * zoom - 12, scale)
+        draw_bar(image, xs[-1] + cell + MARGIN, y + 12, h * zoom - 12, renderer)
+        draw_bar(image, xs[-1] + cell + MARGIN + 104, y + 12, h * zoom - 12, scale)
         bars = _bars(width, BAR_HEIGHT, attribution.frame_totals, columns, small, t)
         yield _stack([image, bars])
 
@@ -261,7 +269,5 @@ def write_attribution_image(
         return write_png(path, render_attribution(attribution, context, predicted, units=units))
     if suffix != ".gif":
         raise ExportError(f"{path}: attribution pictures are .png or .gif (or .npz for the numbers)")
-    with atomic_path(path) as tmp, imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0) as writer:
-        for frame in render_attribution_frames(attribution, context, predicted, units=units):
-            writer.append_data(frame)
-    return path
+    frames = render_attribution_frames(attribution, context, predicted, units=units)
+    return write_video(path, frames, fps=fps)

@@ -51,7 +51,11 @@ class Edit:
         raise NotImplementedError
 
     def describe(self) -> str:
-        fields = ", ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)[1:])
+        """One short line, e.g. "erase frame 8 (12 points, radius=3.0)"."""
+        fields = ", ".join(
+            f"{len(self.points)} points" if f.name == "points" else f"{f.name}={getattr(self, f.name)}"  # type: ignore[attr-defined]
+            for f in dataclasses.fields(self)[1:]
+        )
         return f"{self.kind} frame {self.frame}" + (f" ({fields})" if fields else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -327,11 +331,9 @@ class EditList:
         return cls(edits)
 
     def save(self, path: str | Path) -> Path:
-        from mimviewer.export import atomic_path
+        from mimviewer.atomic import write_text
 
-        with atomic_path(path) as tmp:
-            tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        return Path(path)
+        return write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> EditList:

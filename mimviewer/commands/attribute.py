@@ -19,7 +19,7 @@ OUTPUT_SUFFIXES = (".npz", ".png", ".gif")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mimviewer.attribution import BASELINES, DEFAULT_BLUR_SIGMA, DEFAULT_IG_STEPS, METHODS
-    from mimviewer.commands.predict import add_config_flags
+    from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
         "attribute",
@@ -71,33 +71,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--units", choices=("intensity", "dBZ", "mm/h"), help="what INPUT's values are")
     parser.add_argument("--fps", type=float, default=2, help="frames per second of a .gif (default: 2)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_fit_flag(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
 
-def load_model_and_frames(args: argparse.Namespace, device) -> tuple:
-    """(model, frames (T, C, H, W) from --start, units) for the attribute and whatif commands."""
-    from mimviewer.checkpoints import load_checkpoint
-    from mimviewer.commands.export import read_frames
+def load_model_and_frames(args: argparse.Namespace, device, output: Path) -> tuple:
+    """(model, frames (T, C, H, W) from --start fitted to the model, units) for attribute and whatif."""
+    from mimviewer.atomic import check_output
+    from mimviewer.checkpoints import load_for_input
+    from mimviewer.commands.export import read_sequence
     from mimviewer.commands.predict import config_overrides
-    from mimviewer.data.sequence import match_channels
+    from mimviewer.data import adapt
 
-    inputs = read_frames(args.input, args)
-    _, _, c, h, w = inputs.frames.shape
-    loaded = load_checkpoint(
+    check_output(output, tuple(p for p in (args.input, args.checkpoint, args.config) if p))
+    sequence = read_sequence(args.input, args)
+    _, c, h, w = sequence.shape
+    loaded = load_for_input(
         args.checkpoint,
         channels=c,
+        frame_size=(h, w),
         config_file=args.config,
         overrides=config_overrides(args),
         device=device,
-        frame_size=(h, w),
     )
-    frames = inputs.frames[0]
-    if c != loaded.config.channels:
-        frames = match_channels(frames, loaded.config.channels, str(args.input))
-    if args.start < 0 or args.start >= len(frames):
-        raise ShapeError(f"--start {args.start}: {args.input} has frames 0..{len(frames) - 1}")
-    return loaded.model, frames[args.start :], inputs.units
+    cfg = loaded.config
+    if not 0 <= args.start < len(sequence):
+        raise ShapeError(f"--start {args.start}: {args.input} has frames 0..{len(sequence) - 1}")
+    _, frames, _ = adapt(sequence, (cfg.channels, cfg.height, cfg.width), fit=args.fit, start=args.start)
+    return loaded.model, frames, sequence.meta.units
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MimviewerError(f"{output}: attributions are written as {', '.join(OUTPUT_SUFFIXES)}")
     device = pick_device(args.device)
-    model, frames, units = load_model_and_frames(args, device)
+    model, frames, units = load_model_and_frames(args, device, output)
     cfg = model.config
     pre = args.pre if args.pre is not None else cfg.pre
     if not 1 <= pre <= len(frames):

@@ -16,7 +16,7 @@ from mimviewer.errors import MimviewerError, ShapeError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mimviewer.commands.predict import add_config_flags
+    from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
         "whatif",
@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--units", choices=("intensity", "dBZ", "mm/h"), help="what INPUT's values are")
     parser.add_argument("--fps", type=float, default=4, help="frames per second (default: 4)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_fit_flag(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise MimviewerError(f"{output}: what-if comparisons are written as .gif or .mp4")
     edits = EditList.load(args.edits)
     device = pick_device(args.device)
-    model, frames, units = load_model_and_frames(args, device)
+    model, frames, units = load_model_and_frames(args, device, output)
     cfg = model.config
     pre = args.pre if args.pre is not None else cfg.pre
     aft = args.aft if args.aft is not None else cfg.aft

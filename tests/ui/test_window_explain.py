@@ -1,0 +1,130 @@
+"""Why and what-if in the window: draw a region -> attribution shown; edit -> an extra row."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+
+from mimviewer.attribution import AttributionRequest, attribute
+from mimviewer.viewmodel.whatif import EDITED
+from mimviewer.whatif import Erase, Shift
+from tests.ui.conftest import wait_finished
+
+
+def open_tiny(qtbot, window, tiny_files) -> None:
+    sequence, checkpoint = tiny_files
+    assert window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+
+
+def test_region_on_the_prediction_then_explain_shows_the_attribution(qtbot, window, tiny_files):
+    open_tiny(qtbot, window, tiny_files)
+    session, panel = window.session, window.explain.attribution
+    session.frame = session.pre + 1  # a predicted frame
+    panel.method.setCurrentText("ig")
+    panel.steps.setValue(4)
+    panel.use_region.setChecked(True)  # the rectangle appears on the prediction view ...
+    roi = window.frames_panel.region
+    assert roi is not None and roi.scene() is window.frames_panel.views["pred0"].scene()
+    roi.setPos((2, 3))  # ... and the user drags it
+    roi.setSize((6, 5))
+    assert session.attribution.region == (2, 3, 8, 8)
+    assert window.explain_frame()
+    qtbot.waitUntil(
+        lambda: session.attribution.view is not None and not panel.runner.is_running, timeout=60_000
+    )
+    view = session.attribution.view
+    result = view.result
+    assert result.frame == session.pre + 1 and result.mask.sum() == 30 and result.method == "ig"
+    # the same numbers as the engine called directly
+    mask = np.zeros((16, 16), bool)
+    mask[3:8, 2:8] = True
+    expected = attribute(
+        session.slots[0].model,
+        session.frames[: session.pre],
+        AttributionRequest(session.pre + 1, mask, "ig", ig_steps=4),
+    )
+    np.testing.assert_allclose(result.maps, expected.maps, rtol=1e-5, atol=1e-7)
+    # shown: the overlay of the chosen context frame, its colour bar, one bar per context frame, memory paths
+    t = session.attribution.context_frame
+    assert np.array_equal(panel.image.image, view.overlays[t])
+    assert panel.colour is not None
+    assert len(panel.bars.opts["height"]) == session.pre
+    assert np.array_equal(panel.memory_image.image, view.memory_image) and view.memory_shares.shape[0] >= 2
+    panel.slider.setValue(0)  # scrubbing the context frames swaps the overlay
+    assert np.array_equal(panel.image.image, view.overlays[0]) and panel.cursor.value() == 0
+    assert "completeness gap" in panel.status.text()
+
+
+def test_explain_can_be_cancelled(qtbot, window, tiny_files):
+    open_tiny(qtbot, window, tiny_files)
+    session, panel = window.session, window.explain.attribution
+    session.frame = session.pre
+    panel.steps.setValue(400)
+    assert window.explain_frame()
+    assert panel.cancel_button.isEnabled()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert not panel.runner.is_running and session.attribution.view is None
+    assert "cancelled" in panel.status.text()
+
+
+def test_edit_then_run_whatif_adds_a_row(qtbot, window, tiny_files):
+    open_tiny(qtbot, window, tiny_files)
+    session, tab = window.session, window.explain.whatif
+    frame = session.pre - 2
+    tab.frame.setValue(frame)
+    tab.tool.setCurrentIndex(tab.tool.findData("erase"))
+    tab.radius.setValue(3)
+    # a brush stroke dragged over the edited frame's view
+    view = tab.view
+    assert tab.stroke([(4.0, 4.0), (10.0, 9.0)])
+    tab.tool.setCurrentIndex(tab.tool.findData("shift"))
+    tab.dx.setValue(2)
+    qtbot.mouseClick(tab.apply_button, Qt.MouseButton.LeftButton)
+    assert session.whatif.edits.edits == (Erase(frame, ((4.0, 4.0), (10.0, 9.0)), 3.0), Shift(frame, 2, 0))
+    assert tab.list.count() == 2
+    assert np.array_equal(tab.image.image, session.edited_image(frame))
+    session.undo_edit()
+    assert tab.list.count() == 1
+    session.redo_edit()
+    qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
+    wait_finished(qtbot, window)
+    edited, original = session.slots[EDITED], session.slots[0]
+    assert edited is not None and edited.finished
+    # frames before the edited one are predicted as before, later ones differ
+    np.testing.assert_array_equal(edited.outputs[:frame], original.outputs[:frame])
+    assert np.abs(edited.outputs[frame:] - original.outputs[frame:]).max() > 0
+    # the extra row: edited | edited - original, and its metric curve beside the original's
+    panel = window.frames_panel
+    assert {"pred2", "diff2"} <= set(panel.views) and panel.place("pred2") == (1, 1)
+    session.frame = session.pre + 1
+    assert np.array_equal(panel.images["pred2"].image, edited.images[session.pre])
+    assert "original" in panel.titles["diff2"].text
+    expected_diff = session.renderer.differences(edited.outputs[session.pre], original.outputs[session.pre])
+    assert np.array_equal(panel.images["diff2"].image, expected_diff)
+    assert len(window.timeline.curves) == 2
+    # the internals of both: the internals panel offers the edited rollout too
+    choices = [
+        window.internals.model_choice.itemData(i) for i in range(window.internals.model_choice.count())
+    ]
+    assert EDITED in choices
+    assert view is tab.view and QPointF is not None
+
+
+def test_edits_are_kept_with_the_window_state(qtbot, tiny_files, tmp_path):
+    from PySide6.QtCore import QThreadPool
+
+    from mimviewer.ui.main_window import MainWindow
+
+    sequence, checkpoint = tiny_files
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.open_paths(sequence=sequence, checkpoint=checkpoint, run=False)
+    first.session.push_edit(Erase(1, ((5.0, 5.0),), 2.0))
+    first.close()
+    QThreadPool.globalInstance().waitForDone(10_000)
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.open_paths(sequence=sequence, checkpoint=checkpoint, run=False)
+    assert second.session.whatif.edits.edits == (Erase(1, ((5.0, 5.0),), 2.0),)
+    second.close()
