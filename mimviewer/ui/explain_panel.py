@@ -427,7 +427,8 @@ class WhatIfTab(QWidget):
             elif kind == QEvent.Type.MouseMove and self._stroke:
                 self._stroke.append(self._pixel(scene))
             elif kind == QEvent.Type.MouseButtonRelease and self._stroke:
-                points, self._stroke = self._stroke, []
+                end = self._pixel(scene)
+                points, self._stroke = self._stroke + ([end] if end != self._stroke[-1] else []), []
                 self.stroke(points)
             return True
         return False

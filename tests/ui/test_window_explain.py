@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from mimviewer.attribution import AttributionRequest, attribute
 from mimviewer.viewmodel.whatif import EDITED
-from mimviewer.whatif import Erase, Shift
+from mimviewer.whatif import Erase, MoveBlob, Shift
 from tests.ui.conftest import wait_finished
 
 
@@ -128,3 +129,42 @@ def test_edits_are_kept_with_the_window_state(qtbot, tiny_files, tmp_path):
     second.open_paths(sequence=sequence, checkpoint=checkpoint, run=False)
     assert second.session.whatif.edits.edits == (Erase(1, ((5.0, 5.0),), 2.0),)
     second.close()
+
+
+def test_mouse_brush_stroke_and_blob_click_on_the_edited_frame(qtbot, window, tiny_files):
+    from PySide6.QtCore import QPoint
+
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint, run=False)
+    window.explain_dock.show()
+    window.explain_dock.raise_()
+    window.explain.setCurrentWidget(window.explain.whatif)
+    session, tab = window.session, window.explain.whatif
+    tab.frame.setValue(1)
+    qtbot.waitUntil(lambda: tab.graphics.isVisible())
+
+    def widget_point(x: float, y: float) -> QPoint:
+        scene = tab.view.mapViewToScene(QPointF(x, y))
+        return tab.graphics.mapFromScene(scene)
+
+    viewport = tab.graphics.viewport()
+    tab.tool.setCurrentIndex(tab.tool.findData("erase"))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=widget_point(3.5, 3.5))
+    qtbot.mouseMove(viewport, widget_point(8.5, 6.5))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=widget_point(12.5, 9.5))
+    (edit,) = session.whatif.edits.edits
+    assert isinstance(edit, Erase) and edit.frame == 1 and len(edit.points) == 3
+    assert edit.points[0] == pytest.approx((3.5, 3.5), abs=0.6) and edit.points[-1] == pytest.approx(
+        (12.5, 9.5), abs=0.6
+    )
+    # a click on a blob moves it
+    tab.frame.setValue(2)
+    frame = session.whatif.edited_context(session)[2, 0]
+    ys, xs = np.nonzero(frame >= 0.5 * frame.max())
+    assert frame.max() > 0.2  # a digit to click on
+    tab.tool.setCurrentIndex(tab.tool.findData("move_blob"))
+    tab.dx.setValue(1)
+    qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=widget_point(xs[0] + 0.5, ys[0] + 0.5))
+    qtbot.waitUntil(lambda: len(session.whatif.edits) == 2)
+    move = session.whatif.edits.edits[1]
+    assert isinstance(move, MoveBlob) and (move.frame, move.x, move.y, move.dx) == (2, xs[0], ys[0], 1)
