@@ -63,7 +63,7 @@ class Edit:
         return {k: [list(p) for p in v] if k == "points" else v for k, v in d.items()}
 
 
-def _brush_mask(height: int, width: int, points: Sequence[tuple[float, float]], radius: float) -> np.ndarray:
+def brush_mask(height: int, width: int, points: Sequence[tuple[float, float]], radius: float) -> np.ndarray:
     """(H, W) bool: discs of ``radius`` around each point and along the segments between them."""
     canvas = np.zeros((height, width), np.uint8)
     thickness = max(1, round(2 * radius))
@@ -84,7 +84,7 @@ class Erase(Edit):
     radius: float = 3.0
 
     def apply(self, context: np.ndarray) -> None:
-        context[self.frame][:, _brush_mask(*context.shape[-2:], self.points, self.radius)] = 0.0
+        context[self.frame][:, brush_mask(*context.shape[-2:], self.points, self.radius)] = 0.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Paint(Edit):
     value: float = 1.0
 
     def apply(self, context: np.ndarray) -> None:
-        context[self.frame][:, _brush_mask(*context.shape[-2:], self.points, self.radius)] = self.value
+        context[self.frame][:, brush_mask(*context.shape[-2:], self.points, self.radius)] = self.value
 
 
 def blob_mask(frame: np.ndarray, x: int, y: int, threshold: float) -> np.ndarray:

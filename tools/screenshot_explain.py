@@ -52,10 +52,9 @@ def main(out: str = "docs") -> int:
     window.runner.start()
     wait(app, lambda: window.session.finished and not window.runner.is_running)
     window.session.frame = 13
+    kinds = window.explain.attribution.region_kind
+    kinds.setCurrentIndex(kinds.findData("rectangle"))
     window.session.set_region((36, 26, 54, 44))
-    window.explain.attribution.use_region.blockSignals(True)
-    window.explain.attribution.use_region.setChecked(True)
-    window.explain.attribution.use_region.blockSignals(False)
     assert window.explain_frame()
     panel = window.explain.attribution
     wait(app, lambda: window.session.attribution.view is not None and not panel.runner.is_running)

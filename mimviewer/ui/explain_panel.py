@@ -1,7 +1,7 @@
 """Why and what-if: the attribution tab and the what-if editing tab (Qt only; state in the session).
 
-Attribution: pick a predicted frame on the timeline, tick "region" and drag the rectangle on
-the prediction view (or leave it off for the whole frame), press Explain. The job runs in a
+Attribution: pick a predicted frame on the timeline, choose the whole frame, a rectangle
+(drag it on the prediction view) or a brush (paint on the prediction view), press Explain. The job runs in a
 worker thread with progress and Cancel; the result shows the context frames with the
 attribution over them (own slider, colour bar), the total per context frame (bars) and the
 share of the gradient through each memory path at each step.
@@ -18,7 +18,6 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -43,6 +42,7 @@ from mimviewer.viewmodel import Session
 from mimviewer.viewmodel.attribution import AttributionView, attribution_job
 from mimviewer.whatif import CopyFrame, EditList, Erase, MoveBlob, Paint, Scale, Shift
 
+REGION_KINDS = {"frame": "whole frame", "rectangle": "rectangle", "brush": "brush"}
 TOOLS = {
     "erase": "erase (drag a brush)",
     "paint": "paint (drag a brush)",
@@ -113,6 +113,7 @@ class AttributionTab(QWidget):
     """Settings, Explain / Cancel, and the result: overlay (scrubbable), per-frame bars, memory paths."""
 
     failed = Signal(str)
+    brush_mode_changed = Signal(bool)  # the frame views paint the region while True
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,8 +130,17 @@ class AttributionTab(QWidget):
             self.baseline.setItemData(self.baseline.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         self.steps = QSpinBox(minimum=1, maximum=512, value=DEFAULT_IG_STEPS, suffix=" steps")
         self.steps.setToolTip("Integrated gradients: gradient evaluations along the path")
-        self.use_region = QCheckBox("region")
-        self.use_region.setToolTip("Explain the rectangle on the prediction view (off: the whole frame)")
+        self.region_kind = QComboBox()
+        for key, text in REGION_KINDS.items():
+            self.region_kind.addItem(text, key)
+        self.region_kind.setToolTip(
+            "What to explain in the current predicted frame: all of it, the rectangle you drag on "
+            "the prediction view, or the pixels you paint there with the brush"
+        )
+        self.brush_radius = QDoubleSpinBox(minimum=0.5, maximum=64, value=3, singleStep=0.5, suffix=" px")
+        self.brush_radius.setToolTip("Brush radius for painting the region")
+        self.clear_brush = QPushButton("Clear")
+        self.clear_brush.setToolTip("Forget the painted region")
         self.explain_button = QPushButton("Explain")
         self.explain_button.setToolTip("Attribute the current predicted frame (or its region) to the context")
         self.cancel_button = QPushButton("Cancel")
@@ -143,7 +153,9 @@ class AttributionTab(QWidget):
             self.method,
             self.baseline,
             self.steps,
-            self.use_region,
+            self.region_kind,
+            self.brush_radius,
+            self.clear_brush,
             self.explain_button,
             self.cancel_button,
         ):
@@ -188,7 +200,9 @@ class AttributionTab(QWidget):
         self.method.currentTextChanged.connect(self._on_settings)
         self.baseline.currentTextChanged.connect(self._on_settings)
         self.steps.valueChanged.connect(self._on_settings)
-        self.use_region.toggled.connect(self._on_region_toggled)
+        self.region_kind.currentIndexChanged.connect(self._on_region_kind)
+        self.clear_brush.clicked.connect(session.clear_brush)
+        session.events.sequence.connect(lambda: self.region_kind.setCurrentIndex(0))
         self.explain_button.clicked.connect(lambda: self.explain())
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.slider.valueChanged.connect(self._on_slider)
@@ -196,6 +210,7 @@ class AttributionTab(QWidget):
         self.runner.failed.connect(lambda exc: self.failed.emit(str(exc)))
         session.events.attribution.connect(self.show_result)
         self._on_settings()
+        self._on_region_kind()
         self.show_result()
 
     # -- intent ------------------------------------------------------------------------------
@@ -207,13 +222,24 @@ class AttributionTab(QWidget):
         self.baseline.setEnabled(integrated)
         self.steps.setEnabled(integrated)
 
-    def _on_region_toggled(self, on: bool) -> None:
+    @property
+    def brushing(self) -> bool:
+        """Whether a drag on the prediction view paints the region."""
+        return self.region_kind.currentData() == "brush"
+
+    def _on_region_kind(self, *_args) -> None:
+        kind = self.region_kind.currentData()
+        self.brush_radius.setVisible(kind == "brush")
+        self.clear_brush.setVisible(kind == "brush")
         frames = self.session.frames
-        if not on or frames is None:
+        if kind != "brush":
+            self.session.clear_brush()
+        if kind != "rectangle" or frames is None:
             self.session.set_region(None)
-            return
-        height, width = frames.shape[2:]
-        self.session.set_region((width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+        else:
+            height, width = frames.shape[2:]
+            self.session.set_region((width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+        self.brush_mode_changed.emit(kind == "brush")
 
     def explain(self, frame: int | None = None) -> bool:
         """Start the attribution of ``frame`` (default: the current frame); False if it cannot."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -66,6 +68,11 @@ class FramesPanel(QWidget):
         session.events.step.connect(self._on_step)
         session.events.region.connect(self.show_region)
         self.region: pg.RectROI | None = None  # the attribution region on the main prediction
+        self.brush_overlay: pg.ImageItem | None = None  # the painted attribution region
+        self.brush_mode = False  # a drag on the main prediction paints the region
+        self.brush_radius: Callable[[], float] = lambda: 3.0
+        self._stroke: list[tuple[float, float]] = []
+        self.graphics.viewport().installEventFilter(self)
         self.rebuild()
 
     # -- layout ---------------------------------------------------------------------------
@@ -127,8 +134,9 @@ class FramesPanel(QWidget):
             diff = colour_bar(renderer.difference_bar(), DIVERGING)
             self.graphics.addItem(diff, row=2, col=4, rowspan=2 * rows - 1)
         self.reset_zoom()
-        self.region = None
+        self.region = self.brush_overlay = None
         self.show_region()
+        self.set_brush_mode(self.brush_mode)
         self.show_frame()
 
     def resizeEvent(self, event) -> None:
@@ -204,7 +212,9 @@ class FramesPanel(QWidget):
 
     # -- attribution region -------------------------------------------------------------------
     def show_region(self) -> None:
-        """The session's attribution region as a draggable rectangle on the main prediction view."""
+        """The session's attribution region on the main prediction view: a draggable rectangle,
+        and the painted pixels in translucent yellow."""
+        self._show_brush()
         region = self.session.attribution.region
         view = self.views.get("pred0")
         if region is None or view is None:
@@ -222,6 +232,62 @@ class FramesPanel(QWidget):
         else:
             self.region.setPos((x0, y0), finish=False)
             self.region.setSize((x1 - x0, y1 - y0), finish=False)
+
+    def _show_brush(self) -> None:
+        brush = self.session.attribution.brush
+        view = self.views.get("pred0")
+        if view is None:
+            return
+        if self.brush_overlay is None:
+            self.brush_overlay = pg.ImageItem()
+            self.brush_overlay.setZValue(10)
+            view.addItem(self.brush_overlay)
+        if brush is None:
+            self.brush_overlay.clear()
+            return
+        rgba = np.zeros((*brush.shape, 4), np.uint8)
+        rgba[brush] = (250, 204, 21, 150)
+        self.brush_overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def set_brush_mode(self, on: bool) -> None:
+        """While on, a drag on the main prediction paints the attribution region (no panning there)."""
+        self.brush_mode = on
+        view = self.views.get("pred0")
+        if view is not None:
+            view.setMouseEnabled(not on, not on)
+
+    def eventFilter(self, obj, event) -> bool:
+        """Brush strokes on the main prediction: press starts, move extends, release commits."""
+        from PySide6.QtCore import QEvent
+
+        view = self.views.get("pred0")
+        kind = event.type()
+        if (
+            not self.brush_mode
+            or view is None
+            or kind
+            not in (
+                QEvent.Type.MouseButtonPress,
+                QEvent.Type.MouseMove,
+                QEvent.Type.MouseButtonRelease,
+            )
+        ):
+            return False
+        scene = self.graphics.mapToScene(event.position().toPoint())
+        point = view.mapSceneToView(scene)
+        pixel = (float(point.x()), float(point.y()))
+        if kind == QEvent.Type.MouseButtonPress:
+            if not view.sceneBoundingRect().contains(scene):
+                return False
+            self._stroke = [pixel]
+        elif kind == QEvent.Type.MouseMove and self._stroke:
+            self._stroke.append(pixel)
+        elif kind == QEvent.Type.MouseButtonRelease and self._stroke:
+            points, self._stroke = [*self._stroke, pixel], []
+            self.session.paint_region(points, self.brush_radius())
+        else:
+            return False
+        return True
 
     def _on_region_moved(self, roi: pg.RectROI) -> None:
         height, width = self.session.frames.shape[2:]

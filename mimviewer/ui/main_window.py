@@ -79,6 +79,8 @@ class MainWindow(QMainWindow):
         self.explain.attribution.failed.connect(lambda text: self.show_error("Attribution", text))
         self.explain.whatif.failed.connect(lambda text: self.show_error("What-if", text))
         self.explain.whatif.run_requested.connect(self.run_whatif)
+        self.explain.attribution.brush_mode_changed.connect(self.frames_panel.set_brush_mode)
+        self.frames_panel.brush_radius = self.explain.attribution.brush_radius.value
         self.session.events.sequence.connect(self._restore_edits)
         self.session.events.edits.connect(self._save_edits)
 

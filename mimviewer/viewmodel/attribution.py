@@ -60,7 +60,8 @@ class AttributionState:
         self.method = "ig"
         self.baseline = "zeros"
         self.steps = DEFAULT_IG_STEPS
-        self.region: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1; None: the whole frame
+        self.region: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of a rectangle
+        self.brush: np.ndarray | None = None  # (H, W) bool painted with the brush (wins over region)
         self.view: AttributionView | None = None
         self.context_frame = 0  # the context frame the panel shows (scrubbed on its own)
 
@@ -74,7 +75,8 @@ class AttributionState:
         self.steps = steps or self.steps
 
     def request(self, session: Session, frame: int | None = None) -> AttributionRequest:
-        """What to explain: the region (or whole frame) of ``frame`` (default: the current frame)."""
+        """What to explain in ``frame`` (default: the current frame): the brushed pixels, else the
+        rectangle, else the whole frame."""
         if session.frames is None or session.slots[0] is None:
             raise DataError("open a sequence and a checkpoint first")
         frame = session.frame if frame is None else frame
@@ -83,10 +85,12 @@ class AttributionState:
                 f"frame {frame} has no prediction to explain: pick a frame 1..{session.steps} on the timeline"
             )
         height, width = session.frames.shape[2:]
-        if self.region is None:
-            mask = np.ones((height, width), bool)
-        else:
+        if self.brush is not None and self.brush.any():
+            mask = self.brush.copy()
+        elif self.region is not None:
             mask = Region(*self.region).mask(height, width)
+        else:
+            mask = np.ones((height, width), bool)
         return AttributionRequest(frame, mask, self.method, self.baseline, ig_steps=self.steps)
 
 

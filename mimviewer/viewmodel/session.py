@@ -85,6 +85,8 @@ class Session(InternalsState):
         self.units = units
         self.source = source
         self.renderer = FrameRenderer.for_units(units, to_physical=to_physical)
+        self.attribution.region = self.attribution.brush = None  # drawn on the old frames
+        self.events.region.emit()
         self._show_window()
 
     @property
@@ -333,10 +335,27 @@ class Session(InternalsState):
 
     # -- attribution (the job runs in a worker: viewmodel.attribution.attribution_job) -----------
     def set_region(self, region: tuple[int, int, int, int] | None) -> None:
-        """The region of the predicted frame to explain (x0, y0, x1, y1; None: the whole frame)."""
+        """The rectangle of the predicted frame to explain (x0, y0, x1, y1; None: none)."""
         region = None if region is None else tuple(int(v) for v in region)
         if region != self.attribution.region:
             self.attribution.region = region
+            self.events.region.emit()
+
+    def paint_region(self, points: list[tuple[float, float]], radius: float) -> None:
+        """Add a brush stroke (pixel coordinates) to the region to explain."""
+        from mimviewer.whatif import brush_mask
+
+        if self.frames is None:
+            return
+        height, width = self.frames.shape[2:]
+        stroke = brush_mask(height, width, points, radius)
+        brush = self.attribution.brush
+        self.attribution.brush = stroke if brush is None else brush | stroke
+        self.events.region.emit()
+
+    def clear_brush(self) -> None:
+        if self.attribution.brush is not None:
+            self.attribution.brush = None
             self.events.region.emit()
 
     def accept_attribution(self, view: AttributionView | None) -> None:

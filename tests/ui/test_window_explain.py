@@ -24,7 +24,7 @@ def test_region_on_the_prediction_then_explain_shows_the_attribution(qtbot, wind
     session.frame = session.pre + 1  # a predicted frame
     panel.method.setCurrentText("ig")
     panel.steps.setValue(4)
-    panel.use_region.setChecked(True)  # the rectangle appears on the prediction view ...
+    panel.region_kind.setCurrentIndex(panel.region_kind.findData("rectangle"))  # a rectangle appears ...
     roi = window.frames_panel.region
     assert roi is not None and roi.scene() is window.frames_panel.views["pred0"].scene()
     roi.setPos((2, 3))  # ... and the user drags it
@@ -168,3 +168,34 @@ def test_mouse_brush_stroke_and_blob_click_on_the_edited_frame(qtbot, window, ti
     qtbot.waitUntil(lambda: len(session.whatif.edits) == 2)
     move = session.whatif.edits.edits[1]
     assert isinstance(move, MoveBlob) and (move.frame, move.x, move.y, move.dx) == (2, xs[0], ys[0], 1)
+
+
+def test_brush_painted_region_is_what_gets_explained(qtbot, window, tiny_files):
+    open_tiny(qtbot, window, tiny_files)
+    session, panel, frames = window.session, window.explain.attribution, window.frames_panel
+    session.frame = session.pre
+    panel.method.setCurrentText("ixg")
+    panel.region_kind.setCurrentIndex(panel.region_kind.findData("brush"))
+    panel.brush_radius.setValue(1.5)
+    assert frames.brush_mode
+    view = frames.views["pred0"]
+
+    def widget_point(x: float, y: float):
+        return frames.graphics.mapFromScene(view.mapViewToScene(QPointF(x, y)))
+
+    viewport = frames.graphics.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=widget_point(4.5, 4.5))
+    qtbot.mouseMove(viewport, widget_point(8.5, 4.5))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=widget_point(11.5, 4.5))
+    brush = session.attribution.brush
+    assert brush is not None and brush[4, 5:11].all() and not brush[12:].any()
+    assert frames.brush_overlay.image[4, 6, 3] > 0  # shown in translucent yellow
+    assert window.explain_frame()
+    qtbot.waitUntil(
+        lambda: session.attribution.view is not None and not panel.runner.is_running, timeout=60_000
+    )
+    np.testing.assert_array_equal(session.attribution.view.result.mask, brush)
+    qtbot.mouseClick(panel.clear_brush, Qt.MouseButton.LeftButton)
+    assert session.attribution.brush is None and frames.brush_overlay.image is None
+    panel.region_kind.setCurrentIndex(panel.region_kind.findData("frame"))
+    assert not frames.brush_mode and session.attribution.request(session).mask.all()
