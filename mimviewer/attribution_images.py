@@ -261,13 +261,16 @@ def write_attribution_image(
     *,
     units: str = "intensity",
     fps: float = 2,
+    renderer: FrameRenderer | None = None,
 ) -> Path:
     """``.png``: :func:`render_attribution`; ``.gif``: :func:`render_attribution_frames`."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        return write_png(path, render_attribution(attribution, context, predicted, units=units))
+        return write_png(
+            path, render_attribution(attribution, context, predicted, units=units, renderer=renderer)
+        )
     if suffix != ".gif":
         raise ExportError(f"{path}: attribution pictures are .png or .gif (or .npz for the numbers)")
-    frames = render_attribution_frames(attribution, context, predicted, units=units)
+    frames = render_attribution_frames(attribution, context, predicted, units=units, renderer=renderer)
     return write_video(path, frames, fps=fps)

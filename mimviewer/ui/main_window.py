@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         self._action(explain_menu, "Run &what-if", self.run_whatif, "Ctrl+R")
         self._action(explain_menu, "&Undo edit", self.session.undo_edit, "Ctrl+Z")
         self._action(explain_menu, "Re&do edit", self.session.redo_edit, "Ctrl+Shift+Z")
+        explain_menu.addSeparator()
+        self._action(explain_menu, "&Save the attribution…", self.ask_save_attribution)
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -212,6 +214,27 @@ class MainWindow(QMainWindow):
         self.explain_dock.raise_()
         self.explain.setCurrentWidget(self.explain.attribution)
         return self.explain.attribution.explain(frame)
+
+    def ask_save_attribution(self) -> None:
+        stem = Path(self.session.source).stem or "mimviewer"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the attribution",
+            f"{stem}-attribution.png",
+            "PNG (*.png);;GIF (*.gif);;Numbers (*.npz)",
+        )
+        if path:
+            self.save_attribution(path)
+
+    def save_attribution(self, path: str | Path) -> Path | None:
+        """Write the shown attribution as the command line does (.png, .gif or .npz)."""
+        try:
+            written = self.session.save_attribution(path)
+        except MimviewerError as exc:
+            self.show_error("Could not save the attribution", str(exc))
+            return None
+        self.status_text.setText(f"wrote {written}")
+        return written
 
     def run_whatif(self) -> None:
         """Roll the main model out from the edited context into the extra row."""

@@ -365,6 +365,29 @@ class Session(InternalsState):
             self.attribution.context_frame = int(np.argmax(np.abs(view.frame_totals)))
         self.events.attribution.emit()
 
+    def save_attribution(self, path: str | Path) -> Path:
+        """Write the shown attribution: .npz (every number), .png or .gif (as ``mimviewer attribute``)."""
+        from mimviewer.attribution_images import write_attribution_image
+
+        view = self.attribution.view
+        if view is None or self.frames is None:
+            raise DataError("nothing to save yet: explain a frame first")
+        result = view.result
+        result.meta.update(input=self.source, model=self.slots[0].name if self.slots[0] else "")
+        if Path(path).suffix.lower() == ".npz":
+            return result.save(path)
+        slot = self.slots[0]
+        if slot is None or slot.outputs is None or len(slot.outputs) < result.frame:
+            raise DataError("the explained frame's prediction is gone: run inference again")
+        return write_attribution_image(
+            path,
+            result,
+            self.frames[: result.pre],
+            slot.outputs[result.frame - 1],
+            units=self.units,
+            renderer=self.renderer,
+        )
+
     # -- what-if ------------------------------------------------------------------------------------
     def push_edit(self, edit: Edit) -> None:
         """Add an edit of a context frame (checked against the frames first)."""

@@ -18,7 +18,7 @@ def open_tiny(qtbot, window, tiny_files) -> None:
     wait_finished(qtbot, window)
 
 
-def test_region_on_the_prediction_then_explain_shows_the_attribution(qtbot, window, tiny_files):
+def test_region_on_the_prediction_then_explain_shows_the_attribution(qtbot, window, tiny_files, tmp_path):
     open_tiny(qtbot, window, tiny_files)
     session, panel = window.session, window.explain.attribution
     session.frame = session.pre + 1  # a predicted frame
@@ -55,6 +55,15 @@ def test_region_on_the_prediction_then_explain_shows_the_attribution(qtbot, wind
     panel.slider.setValue(0)  # scrubbing the context frames swaps the overlay
     assert np.array_equal(panel.image.image, view.overlays[0]) and panel.cursor.value() == 0
     assert "completeness gap" in panel.status.text()
+    # saved from the window as the command line writes it
+    assert window.save_attribution(tmp_path / "attr.npz") == tmp_path / "attr.npz"
+    from mimviewer.attribution import Attribution
+
+    np.testing.assert_array_equal(Attribution.load(tmp_path / "attr.npz").maps, result.maps)
+    assert (
+        window.save_attribution(tmp_path / "attr.png") is not None and (tmp_path / "attr.png").stat().st_size
+    )
+    assert window.save_attribution(tmp_path / "attr.txt") is None and "attribution" in window.errors[-1]
 
 
 def test_explain_can_be_cancelled(qtbot, window, tiny_files):
