@@ -65,3 +65,19 @@ def test_whatif_gif_and_bad_edits(files, capsys) -> None:
     err = capsys.readouterr().err
     assert "bad.json" in err and "frame 7 is not a context frame" in err and err.count("\n") == 1
     assert not (files / "w2.gif").exists()
+
+
+def test_attribute_with_a_mask_file(files, capsys) -> None:
+    ckpt, seq = str(files / "tiny.safetensors"), str(files / "seq.npy")
+    mask = np.zeros((16, 16), bool)
+    mask[2:5, 3:12] = True
+    mask[10, 10] = True
+    np.save(files / "mask.npy", mask)
+    out = str(files / "m.npz")
+    assert (
+        main(["attribute", ckpt, seq, "--mask", str(files / "mask.npy"), "--method", "ixg", "-o", out]) == 0
+    )
+    np.testing.assert_array_equal(Attribution.load(out).mask, mask)
+    np.save(files / "small.npy", mask[:8])
+    assert main(["attribute", ckpt, seq, "--mask", str(files / "small.npy"), "-o", out]) == 2
+    assert "small.npy: the mask is (16, 8)" in capsys.readouterr().err

@@ -33,10 +33,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
     parser.add_argument("input", help="input sequence: video, image folder, .npy/.npz, HDF5, ODIM radar")
     parser.add_argument("-o", "--output", required=True, help="attr.npz, attr.png or attr.gif")
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--region",
         metavar="x0,y0,x1,y1",
         help="pixel box of frame K (x1, y1 exclusive; default: whole frame)",
+    )
+    where.add_argument(
+        "--mask",
+        metavar="MASK.npy|png",
+        help="any region shape: an (H, W) .npy of 0/1 or bool, or a grey .png (pixels > 127 are in)",
     )
     parser.add_argument(
         "--frame", type=int, help="the frame K to explain (default: the first predicted, = pre)"
@@ -102,6 +108,39 @@ def load_model_and_frames(args: argparse.Namespace, device, output: Path) -> tup
     return loaded.model, frames, sequence.meta.units
 
 
+def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """An (H, W) bool region from a .npy (bool or 0/1) or a grey .png (> 127); errors name the file."""
+    import cv2
+
+    from mimviewer.attribution import AttributionError
+
+    path = Path(path)
+    if not path.is_file():
+        raise AttributionError(f"{path}: no such mask file")
+    if path.suffix.lower() == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise AttributionError(f"{path}: not a readable .npy mask ({exc})") from None
+        if values.dtype != bool and not (
+            np.issubdtype(values.dtype, np.number) and np.isin(values, (0, 1)).all()
+        ):
+            raise AttributionError(f"{path}: a mask holds bool or 0/1 values, got {values.dtype}")
+        mask = values.astype(bool)
+    elif path.suffix.lower() == ".png":
+        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise AttributionError(f"{path}: not a readable .png")
+        mask = grey > 127
+    else:
+        raise AttributionError(f"{path}: a mask is a .npy or .png file")
+    if mask.shape != shape:
+        raise AttributionError(f"{path}: the mask is {mask.shape[::-1]} (W x H), the frames {shape[::-1]}")
+    if not mask.any():
+        raise AttributionError(f"{path}: the mask selects no pixel")
+    return mask
+
+
 def run(args: argparse.Namespace) -> int:
     from mimviewer.attribution import AttributionRequest, Region, iter_attribution
     from mimviewer.attribution_images import write_attribution_image
@@ -119,11 +158,12 @@ def run(args: argparse.Namespace) -> int:
             f"{args.input} has {len(frames)} frames from --start; --pre must be 1..{len(frames)}, got {pre}"
         )
     frame = pre if args.frame is None else args.frame
-    mask = (
-        Region.parse(args.region).mask(cfg.height, cfg.width)
-        if args.region
-        else np.ones((cfg.height, cfg.width), bool)
-    )
+    if args.mask:
+        mask = read_mask(args.mask, (cfg.height, cfg.width))
+    elif args.region:
+        mask = Region.parse(args.region).mask(cfg.height, cfg.width)
+    else:
+        mask = np.ones((cfg.height, cfg.width), bool)
     request = AttributionRequest(
         frame=frame,
         mask=mask,
