@@ -166,7 +166,6 @@ class AttributionTab(QWidget):
         self.view = self.graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMenu=False)
         self.image = pg.ImageItem()
         self.view.addItem(self.image)
-        self.bar_slot = 1  # column of the colour bar (replaced per result)
         self.colour = None
         self.totals = self.graphics.addPlot(row=2, col=0, colspan=2)
         self.totals.setMaximumHeight(140)
