@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
 from mimviewer.ui.live import FolderWatcher
@@ -79,6 +80,17 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.explain = ExplainPanel(self.session)
+        self.explain_dock = self._dock("Why and what-if", self.explain, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.internals_dock, self.explain_dock)
+        self.internals_dock.raise_()
+        self.explain.attribution.failed.connect(lambda text: self.show_error("Attribution", text))
+        self.explain.whatif.failed.connect(lambda text: self.show_error("What-if", text))
+        self.explain.whatif.run_requested.connect(self.run_whatif)
+        self.explain.attribution.brush_mode_changed.connect(self.frames_panel.set_brush_mode)
+        self.frames_panel.brush_radius = self.explain.attribution.brush_radius.value
+        self.session.events.sequence.connect(self._restore_edits)
+        self.session.events.edits.connect(self._save_edits)
 
         self.status_text = QLabel("ready")
         self.progress = QProgressBar()
@@ -161,6 +173,15 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.explain_dock.toggleViewAction())
+
+        explain_menu = bar.addMenu("&Why")
+        self._action(explain_menu, "&Explain this frame", self.explain_frame, "Ctrl+E")
+        self._action(explain_menu, "Run &what-if", self.run_whatif, "Ctrl+R")
+        self._action(explain_menu, "&Undo edit", self.session.undo_edit, "Ctrl+Z")
+        self._action(explain_menu, "Re&do edit", self.session.redo_edit, "Ctrl+Shift+Z")
+        explain_menu.addSeparator()
+        self._action(explain_menu, "&Save the attribution…", self.ask_save_attribution)
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -196,7 +217,67 @@ class MainWindow(QMainWindow):
 
         self.stop_watching()
         self.runner.cancel()
+        self.explain.attribution.runner.cancel()
         QThreadPool.globalInstance().waitForDone(10_000)
+
+    # -- why and what-if --------------------------------------------------------------------------
+    def explain_frame(self, frame: int | None = None) -> bool:
+        """Attribute the current (or given) predicted frame, or its region, in the background."""
+        self.explain_dock.show()
+        self.explain_dock.raise_()
+        self.explain.setCurrentWidget(self.explain.attribution)
+        return self.explain.attribution.explain(frame)
+
+    def ask_save_attribution(self) -> None:
+        stem = Path(self.session.source).stem or "mimviewer"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the attribution",
+            f"{stem}-attribution.png",
+            "PNG (*.png);;GIF (*.gif);;Numbers (*.npz)",
+        )
+        if path:
+            self.save_attribution(path)
+
+    def save_attribution(self, path: str | Path) -> Path | None:
+        """Write the shown attribution as the command line does (.png, .gif or .npz)."""
+        try:
+            written = self.session.save_attribution(path)
+        except MimviewerError as exc:
+            self.show_error("Could not save the attribution", str(exc))
+            return None
+        self.status_text.setText(f"wrote {written}")
+        return written
+
+    def run_whatif(self) -> None:
+        """Roll the main model out from the edited context into the extra row."""
+        try:
+            slots = self.session.prepare_whatif()
+        except MimviewerError as exc:
+            self.show_error("What-if", str(exc))
+            return
+        self.runner.start(slots)
+
+    def _edits_key(self) -> str:
+        import hashlib
+
+        return "whatif/" + hashlib.sha1(self.session.source.encode()).hexdigest()[:16]
+
+    def _save_edits(self) -> None:
+        """Edits are kept with the window's state, per sequence (restored when it is opened again)."""
+        if self.session.source:
+            self.settings.set_value(self._edits_key(), self.session.whatif.edits.to_json())
+
+    def _restore_edits(self) -> None:
+        from mimviewer.whatif import EditList
+
+        text = self.settings.value(self._edits_key()) if self.session.source else None
+        try:
+            edits = EditList.from_json(text, source="saved edits") if isinstance(text, str) else EditList()
+            self.session.set_edits(edits)
+        except MimviewerError as exc:  # saved for another frame count: start empty, say why
+            self.session.set_edits(EditList())
+            self.status_text.setText(f"saved edits not restored: {exc}")
 
     # -- opening files ---------------------------------------------------------------------------
     def ask_open(self, kind: str) -> None:

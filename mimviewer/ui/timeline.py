@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 from mimviewer.viewmodel import Session
 
-MODEL_PENS = ("#dc2626", "#7c3aed")  # slot 0, slot 1
+MODEL_PENS = ("#dc2626", "#7c3aed", "#059669")  # slot 0, slot 1, the what-if rollout
 
 
 class Timeline(QWidget):

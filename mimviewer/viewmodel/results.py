@@ -35,6 +35,10 @@ class ModelSlot:
     trace: Trace | None = None  # the whole trace, once finished
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # per frame (T,), NaN where none
     finished: bool = False
+    # what-if: the frames this slot reads instead of the sequence's (T, C, H, W), and the slot
+    # whose prediction its difference view is taken against (None: the ground truth)
+    inputs: np.ndarray | None = None
+    reference: int | None = None
 
     def clear(self) -> None:
         """Forget every result (the model stays)."""

@@ -33,10 +33,13 @@ from mimviewer.nets.base import RecurrentModel
 from mimviewer.render import FrameRenderer
 from mimviewer.trace import STAT_NAMES
 from mimviewer.viewmodel import jobs
+from mimviewer.viewmodel.attribution import AttributionState, AttributionView
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
 from mimviewer.viewmodel.readout import pixel_value
 from mimviewer.viewmodel.results import ModelSlot, SlotDone, StepUpdate
+from mimviewer.viewmodel.whatif import EDITED, WhatIfState
+from mimviewer.whatif import Edit, EditList
 
 RADAR_UNITS = ("dBZ", "mm/h")
 MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
@@ -52,7 +55,7 @@ class Session(InternalsState):
         self.units = "intensity"
         self.source = ""
         self.renderer = FrameRenderer.for_units()
-        self.slots: list[ModelSlot | None] = [None, None]
+        self.slots: list[ModelSlot | None] = [None, None, None]  # main, compared, what-if (EDITED)
         self._frame = 0
         self._init_internals()
         self.run_id = 0
@@ -68,6 +71,8 @@ class Session(InternalsState):
         self.last_time: datetime | None = None  # wall-clock time of the last frame (live scans)
         self.verification: dict[str, np.ndarray] = {}  # live: running skill per lead (key -> (aft,))
         self.verification_pairs: np.ndarray | None = None  # live: forecast/scan pairs per lead
+        self.attribution = AttributionState()
+        self.whatif = WhatIfState()
 
     # -- sequence ------------------------------------------------------------------------
     def set_sequence(
@@ -99,6 +104,8 @@ class Session(InternalsState):
         self.units = units
         self.source = source
         self.renderer = FrameRenderer.for_units(units, to_physical=to_physical)
+        self.attribution.region = self.attribution.brush = None  # drawn on the old frames
+        self.events.region.emit()
         self._show_window()
 
     @property
@@ -108,7 +115,9 @@ class Session(InternalsState):
     def _show_window(self) -> None:
         self._gt_cache = {}
         self._frame = 0
-        for slot in range(2):
+        self.slots[EDITED] = None  # it read the old frames
+        self.attribution.view = None
+        for slot in range(len(self.slots)):
             self._clear_results(slot)
         self.events.sequence.emit()
         self.events.frame.emit(0)
@@ -237,6 +246,9 @@ class Session(InternalsState):
         """Put a model into slot 0 (main) or 1 (compared); clears that slot's results."""
         model.eval()
         self.slots[slot] = ModelSlot(model=model, name=name, source=source)
+        if slot == 0:  # the what-if rollout and the attribution were the old main model's
+            self.slots[EDITED] = None
+            self.attribution.view = None
         if slot == 0 and self._sequence is not None and self.frames is not None:
             cfg = model.config
             if self.frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
@@ -291,11 +303,12 @@ class Session(InternalsState):
         return frame < self.pre
 
     # -- runs: the worker drives jobs.inference, the main thread hands updates to accept ----
-    def start_run(self) -> int:
-        """Forget old results and return the id that updates of the new run carry."""
+    def start_run(self, only: tuple[int, ...] | None = None) -> int:
+        """Forget old results (of the slots in ``only``, or all) and return the id that updates of
+        the new run carry."""
         self.run_id += 1
         self.needs_rerun = False
-        for slot in range(2):
+        for slot in range(len(self.slots)) if only is None else only:
             self._clear_results(slot)
         self.events.models.emit(-1)
         return self.run_id
@@ -305,10 +318,10 @@ class Session(InternalsState):
         self.run_id += 1
 
     def inference(
-        self, run: int, *, device: str = "auto", amp: bool = False
+        self, run: int, *, device: str = "auto", amp: bool = False, only: tuple[int, ...] | None = None
     ) -> Generator[StepUpdate | SlotDone, None, None]:
         """:func:`mimviewer.viewmodel.jobs.inference` on this session (run it in a worker)."""
-        yield from jobs.inference(self, run, device=device, amp=amp)
+        yield from jobs.inference(self, run, device=device, amp=amp, only=only)
 
     def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
         """:func:`mimviewer.viewmodel.jobs.export_job` on this session (run it in a worker)."""
@@ -403,8 +416,117 @@ class Session(InternalsState):
             slot = self.slots[int(view[-1])]
             if slot is not None and slot.outputs is not None and 0 <= frame - 1 < slot.done_steps:
                 prediction = slot.outputs[frame - 1]
+                reference = None if slot.reference is None else self.slots[slot.reference]
+                if reference is not None and reference.outputs is not None:  # edited − original
+                    truth = reference.outputs[frame - 1]
         return pixel_value(self.to_physical, truth, prediction, view, y, x)
 
     def frame_notes(self) -> list[str]:
         """One line per timeline frame (context, lead, valid time, not observed) for exports."""
         return [self.frame_note(k) for k in range(self.timeline_length)]
+    # -- attribution (the job runs in a worker: viewmodel.attribution.attribution_job) -----------
+    def set_region(self, region: tuple[int, int, int, int] | None) -> None:
+        """The rectangle of the predicted frame to explain (x0, y0, x1, y1; None: none)."""
+        region = None if region is None else tuple(int(v) for v in region)
+        if region != self.attribution.region:
+            self.attribution.region = region
+            self.events.region.emit()
+
+    def paint_region(self, points: list[tuple[float, float]], radius: float) -> None:
+        """Add a brush stroke (pixel coordinates) to the region to explain."""
+        from mimviewer.whatif import brush_mask
+
+        if self.frames is None:
+            return
+        height, width = self.frames.shape[2:]
+        stroke = brush_mask(height, width, points, radius)
+        brush = self.attribution.brush
+        self.attribution.brush = stroke if brush is None else brush | stroke
+        self.events.region.emit()
+
+    def clear_brush(self) -> None:
+        if self.attribution.brush is not None:
+            self.attribution.brush = None
+            self.events.region.emit()
+
+    def accept_attribution(self, view: AttributionView | None) -> None:
+        """Show a finished attribution (main thread)."""
+        self.attribution.view = view
+        if view is not None:
+            self.attribution.context_frame = int(np.argmax(np.abs(view.frame_totals)))
+        self.events.attribution.emit()
+
+    def save_attribution(self, path: str | Path) -> Path:
+        """Write the shown attribution: .npz (every number), .png or .gif (as ``mimviewer attribute``)."""
+        from mimviewer.attribution_images import write_attribution_image
+
+        view = self.attribution.view
+        if view is None or self.frames is None:
+            raise DataError("nothing to save yet: explain a frame first")
+        result = view.result
+        result.meta.update(input=self.source, model=self.slots[0].name if self.slots[0] else "")
+        if Path(path).suffix.lower() == ".npz":
+            return result.save(path)
+        slot = self.slots[0]
+        if slot is None or slot.outputs is None or len(slot.outputs) < result.frame:
+            raise DataError("the explained frame's prediction is gone: run inference again")
+        return write_attribution_image(
+            path,
+            result,
+            self.frames[: result.pre],
+            slot.outputs[result.frame - 1],
+            units=self.units,
+            renderer=self.renderer,
+        )
+
+    # -- what-if ------------------------------------------------------------------------------------
+    def push_edit(self, edit: Edit) -> None:
+        """Add an edit of a context frame (checked against the frames first)."""
+        self.whatif.check(self, edit)
+        self.whatif.edits.push(edit)
+        self.events.edits.emit()
+
+    def undo_edit(self) -> Edit | None:
+        edit = self.whatif.edits.undo()
+        self.events.edits.emit()
+        return edit
+
+    def redo_edit(self) -> Edit | None:
+        edit = self.whatif.edits.redo()
+        self.events.edits.emit()
+        return edit
+
+    def set_edits(self, edits: EditList) -> None:
+        """Replace the edit list (opened from a file or the saved window state)."""
+        if self.frames is not None:
+            for edit in edits:
+                self.whatif.check(self, edit)
+        self.whatif.edits = edits
+        self.events.edits.emit()
+
+    def set_edit_frame(self, frame: int) -> None:
+        self.whatif.frame = int(min(max(frame, 0), max(self.pre - 1, 0)))
+        self.events.edits.emit()
+
+    def edited_image(self, frame: int | None = None) -> np.ndarray | None:
+        """Display image of a context frame with the edits applied."""
+        if self.frames is None:
+            return None
+        frame = self.whatif.frame if frame is None else frame
+        return self.renderer.frames(self.whatif.edited_context(self)[frame])
+
+    def prepare_whatif(self) -> tuple[int, ...]:
+        """Put the edited rollout's slot in place (the main model, the edited frames); returns the
+        slots a what-if run rolls out."""
+        main = self.slots[0]
+        if main is None or self.frames is None:
+            raise DataError("open a sequence and a checkpoint first")
+        self.slots[EDITED] = ModelSlot(
+            model=main.model,
+            name="edited",
+            source=f"what-if: {main.name} on the edited context",
+            inputs=self.whatif.edited_window(self),
+            reference=0,
+        )
+        self.events.models.emit(EDITED)
+        return (EDITED,) if main.finished else (0, EDITED)
