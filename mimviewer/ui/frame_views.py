@@ -61,6 +61,7 @@ class FramesPanel(QWidget):
         self.titles: dict[str, pg.LabelItem] = {}
         self.header: pg.LabelItem | None = None  # frame number and whether it is context or predicted
         self.borders: dict[str, QGraphicsRectItem] = {}
+        self.absent: dict[str, pg.TextItem] = {}  # "not observed yet" over GT / difference views
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.events.sequence.connect(lambda: self.rebuild())
         session.events.models.connect(lambda slot: self.rebuild())
@@ -93,7 +94,7 @@ class FramesPanel(QWidget):
 
     def rebuild(self) -> None:
         self.graphics.clear()
-        self.views, self.images, self.titles, self.borders = {}, {}, {}, {}
+        self.views, self.images, self.titles, self.borders, self.absent = {}, {}, {}, {}, {}
         if self.session.frames is None:
             self.graphics.addLabel(
                 "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
@@ -115,6 +116,13 @@ class FramesPanel(QWidget):
             )
             image = pg.ImageItem()
             view.addItem(image)
+            if not name.startswith("pred"):  # GT and differences have nothing past the data's end
+                text = "not observed yet" if name == "gt" else "no truth to compare yet"
+                absent = pg.TextItem(text, color="#6b7280", anchor=(0.5, 0.5))
+                absent.setPos(width / 2, height / 2)
+                absent.setVisible(False)
+                view.addItem(absent)
+                self.absent[name] = absent
             if name != "gt":
                 border = QGraphicsRectItem(QRectF(-0.5, -0.5, width + 1, height + 1))
                 view.addItem(border)
@@ -175,23 +183,18 @@ class FramesPanel(QWidget):
                 item.clear()
             else:
                 item.setImage(rgb, autoLevels=False, levels=(0, 255))
-        last = session.timeline_length - 1
-        where = f" (sequence frame {session.start + frame})" if session.start else ""
-        if not session.models:
-            status = f"frame {frame} / {last}{where} · open a checkpoint to predict"
-        elif context:
-            status = f"frame {frame} / {last}{where} · context: the model reads this true frame"
-        else:
-            status = (
-                f"frame {frame} / {last}{where} · predicted: the model saw frames 0–{session.pre - 1} only"
-            )
-        self.header.setText(f"<b>{status}</b>", color=colour)
+        observed = session.is_observed(frame)
+        for absent in self.absent.values():
+            absent.setVisible(not observed)
+        self.header.setText(f"<b>{session.frame_status(frame)}</b>", color=colour)
         for name, title in self.columns():
             label = self.titles.get(name)
             if label is None:
                 continue
             marker = ""
-            if name != "gt" and images.get(name) is None:
+            if not observed and not name.startswith("pred"):
+                marker = " (not observed yet)" if name == "gt" else " (no truth yet)"
+            elif name != "gt" and images.get(name) is None:
                 marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
             label.setText(f"{_shorten(title)}{marker}", color=colour, size="9pt")
         pen = QPen(QColor(colour))

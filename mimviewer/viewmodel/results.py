@@ -57,7 +57,7 @@ class StepUpdate:
     steps: int
     frame: np.ndarray  # (C, H, W) model scale
     image: np.ndarray  # (H, W, 3) uint8, drawn by the session's FrameRenderer
-    diff_image: np.ndarray  # (H, W, 3) uint8, prediction - GT by the renderer's difference rule
+    diff_image: np.ndarray | None  # (H, W, 3) uint8, prediction - GT; None: no truth (not observed yet)
     maps: dict[str, np.ndarray]  # key -> (4, *S) for batch item 0
     stats: dict[str, np.ndarray]  # key -> (6,)
 
