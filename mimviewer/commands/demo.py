@@ -121,10 +121,15 @@ def run(args: argparse.Namespace) -> int:
 
 def open_demo(window, demo: Demo) -> None:
     """Load the demo into a window's session and start inference (also used by the tests)."""
+    show_demo(window.session, demo)
+    window.runner.start()
+
+
+def show_demo(session, demo: Demo) -> None:
+    """Put the demo's frames and model into a session (no inference yet)."""
     from mimviewer.data import units as units_module
 
     to_physical = units_module.unit_to_dbz if demo.units == "dBZ" else None
-    window.session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
-    window.session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
-    window.session.origin = "demo"
-    window.runner.start()
+    session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
+    session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
+    session.origin = "demo"

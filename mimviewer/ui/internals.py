@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -92,6 +93,11 @@ class HeatmapDialog(QDialog):
 class InternalsPanel(QWidget):
     """Heatmaps of the chosen quantities for the current step; the session does the maths."""
 
+    MOUSE_ACTIONS = (
+        ("heatmaps", "hover: read the value under the cursor; click: enlarge with its colour bar"),
+        ("heatmaps", "right-click: reset zoom, copy image, export this heatmap, copy the value"),
+    )
+
     # New thresholds or channel, but the raw values were too big to keep: inference must run again.
     rerun_requested = Signal()
 
@@ -162,6 +168,7 @@ class InternalsPanel(QWidget):
         self.curves.setYRange(0, 1)
         self.curves_legend = legend_label()
         self.curve_cursor = Cursor(self.curves.plotItem, "k")
+        self.theme_cursors = (self.curve_cursor,)
         self.curves.setXRange(0, 18)
         cache_static_parts(self.curves.plotItem)
         curve_head = QHBoxLayout()
@@ -372,7 +379,14 @@ class InternalsPanel(QWidget):
 
     def _on_click(self, event) -> None:
         cell = self.cell_at(event.scenePos())
-        if cell is not None:
+        if cell is None:
+            return
+        if event.button() == Qt.MouseButton.RightButton:
+            from mimviewer.ui.context_menus import heatmap_menu
+
+            event.accept()
+            heatmap_menu(self, *cell).popup(QCursor.pos())
+        else:
             self.enlarge(cell[0], cell[1])
 
     def enlarge(self, layer: int, name: str) -> HeatmapDialog:

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QProgressDialog,
@@ -22,12 +24,17 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.display_panel import DisplayPanel
+from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
+from mimviewer.ui.live import FolderWatcher
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import InferenceRunner
 from mimviewer.viewmodel import OutOfDeviceMemory, Session
+from mimviewer.viewmodel.state import SUFFIX as STATE_SUFFIX
+from mimviewer.viewmodel.state import ViewState
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".safetensors", ".bin")
 SEQUENCE_FILTER = "Sequences (*.npy *.npz *.h5 *.hdf5 *.mp4 *.avi *.mov *.gif *.png *.jpg);;All files (*)"
@@ -57,6 +64,13 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.settings = settings or Settings()
         self.runner = InferenceRunner(self.session, self)
+        self.watcher = FolderWatcher(self)
+        self.live = None  # the LiveFeed of a watched folder (File > Watch folder)
+        self.watcher.batch.connect(self._on_scans)
+        self.watcher.failed.connect(
+            lambda exc: self.show_error("Watching the folder stopped", str(exc) or type(exc).__name__)
+        )
+        self.runner.finished.connect(self._on_run_finished)
         self.errors: list[str] = []  # every message shown by show_error (tests read it)
         self.message_box: QMessageBox | None = None
         self._export_worker: FunctionWorker | None = None
@@ -68,10 +82,21 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
-        self.timeline.window_moved.connect(self.move_window)
+        self.timeline.forecast_changed.connect(self.change_forecast)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.explain = ExplainPanel(self.session)
+        self.explain_dock = self._dock("Why and what-if", self.explain, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.internals_dock, self.explain_dock)
+        self.internals_dock.raise_()
+        self.explain.attribution.failed.connect(lambda text: self.show_error("Attribution", text))
+        self.explain.whatif.failed.connect(lambda text: self.show_error("What-if", text))
+        self.explain.whatif.run_requested.connect(self.run_whatif)
+        self.explain.attribution.brush_mode_changed.connect(self.frames_panel.set_brush_mode)
+        self.frames_panel.brush_radius = self.explain.attribution.brush_radius.value
+        self.session.events.sequence.connect(self._restore_edits)
+        self.session.events.edits.connect(self._save_edits)
 
         self.status_text = QLabel("ready")
         self.progress = QProgressBar()
@@ -86,8 +111,15 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._on_progress)
         self.runner.failed.connect(self._on_failed)
 
+        self.display = DisplayPanel(self.session)
+        self.display_dock = self._dock("Display", self.display, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.internals_dock, self.display_dock)
+        self.internals_dock.raise_()
         self._build_menus()
         self._restore_layout()
+        self.session.events.theme.connect(self.apply_theme)
+        saved_theme = self.settings.value("view/theme")
+        self.session.theme = saved_theme if saved_theme in ("system", "light", "dark") else "system"
         self.session.events.sequence.connect(self._update_title)
         self.session.events.models.connect(lambda slot: self._update_title())
         self._update_title()
@@ -123,8 +155,15 @@ class MainWindow(QMainWindow):
             file_menu, "Open checkpoint to &compare…", lambda: self.ask_open("compare"), "Ctrl+Shift+K"
         )
         self._action(file_menu, "Close the compared checkpoint", self.close_compared)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Watch folder…", self.ask_watch, "Ctrl+Shift+W")
+        self.stop_watch_action = self._action(file_menu, "Stop &watching", self.stop_watching)
+        self.stop_watch_action.setEnabled(False)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Open view state…", self.ask_open_state, "Ctrl+Shift+O")
+        self._action(file_menu, "Save view &state…", self.ask_save_state, "Ctrl+Shift+S")
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("&Export")
         for kind, (text, _, _) in EXPORTS.items():
@@ -146,10 +185,40 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(QLabel(" device "))
         toolbar.addWidget(self.device_choice)
 
+        go_menu = bar.addMenu("&Go")  # the timeline's keys, as actions: the help lists them from here
+        self._action(go_menu, "&Play / pause", self.timeline.toggle_play, "Space")
+        self._action(go_menu, "&Next frame", lambda: self.timeline.step(+1), "Right")
+        self._action(go_menu, "P&revious frame", lambda: self.timeline.step(-1), "Left")
+        self._action(go_menu, "&First frame", lambda: self.timeline.jump(to_end=False), "Home")
+        self._action(go_menu, "&Last frame", lambda: self.timeline.jump(to_end=True), "End")
+        self._action(go_menu, "&Type a frame or time…", self.timeline.focus_frame_box, "Ctrl+G")
+
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
+        theme_menu = view_menu.addMenu("&Theme")
+        self.theme_actions = QActionGroup(self)
+        for name, label in (("system", "Follow the &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = self._action(theme_menu, label, lambda name=name: setattr(self.session, "theme", name))
+            action.setCheckable(True)
+            action.setChecked(name == self.session.theme)
+            action.setData(name)
+            self.theme_actions.addAction(action)
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.explain_dock.toggleViewAction())
+        view_menu.addAction(self.display_dock.toggleViewAction())
+
+        explain_menu = bar.addMenu("&Why")
+        self._action(explain_menu, "&Explain this frame", self.explain_frame, "Ctrl+E")
+        self._action(explain_menu, "Run &what-if", self.run_whatif, "Ctrl+R")
+        self._action(explain_menu, "&Undo edit", self.session.undo_edit, "Ctrl+Z")
+        self._action(explain_menu, "Re&do edit", self.session.redo_edit, "Ctrl+Shift+Z")
+        explain_menu.addSeparator()
+        self._action(explain_menu, "&Save the attribution…", self.ask_save_attribution)
+
+        help_menu = bar.addMenu("&Help")
+        help_action = self._action(help_menu, "&Keys and mouse…", self.show_help, "F1")
+        help_action.setShortcuts([QKeySequence("F1"), QKeySequence("?")])
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -183,8 +252,69 @@ class MainWindow(QMainWindow):
         """Stop every background job (inference, export) and wait for its thread."""
         from PySide6.QtCore import QThreadPool
 
+        self.stop_watching()
         self.runner.cancel()
+        self.explain.attribution.runner.cancel()
         QThreadPool.globalInstance().waitForDone(10_000)
+
+    # -- why and what-if --------------------------------------------------------------------------
+    def explain_frame(self, frame: int | None = None) -> bool:
+        """Attribute the current (or given) predicted frame, or its region, in the background."""
+        self.explain_dock.show()
+        self.explain_dock.raise_()
+        self.explain.setCurrentWidget(self.explain.attribution)
+        return self.explain.attribution.explain(frame)
+
+    def ask_save_attribution(self) -> None:
+        stem = Path(self.session.source).stem or "mimviewer"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the attribution",
+            f"{stem}-attribution.png",
+            "PNG (*.png);;GIF (*.gif);;Numbers (*.npz)",
+        )
+        if path:
+            self.save_attribution(path)
+
+    def save_attribution(self, path: str | Path) -> Path | None:
+        """Write the shown attribution as the command line does (.png, .gif or .npz)."""
+        try:
+            written = self.session.save_attribution(path)
+        except MimviewerError as exc:
+            self.show_error("Could not save the attribution", str(exc))
+            return None
+        self.status_text.setText(f"wrote {written}")
+        return written
+
+    def run_whatif(self) -> None:
+        """Roll the main model out from the edited context into the extra row."""
+        try:
+            slots = self.session.prepare_whatif()
+        except MimviewerError as exc:
+            self.show_error("What-if", str(exc))
+            return
+        self.runner.start(slots)
+
+    def _edits_key(self) -> str:
+        import hashlib
+
+        return "whatif/" + hashlib.sha1(self.session.source.encode()).hexdigest()[:16]
+
+    def _save_edits(self) -> None:
+        """Edits are kept with the window's state, per sequence (restored when it is opened again)."""
+        if self.session.source:
+            self.settings.set_value(self._edits_key(), self.session.whatif.edits.to_json())
+
+    def _restore_edits(self) -> None:
+        from mimviewer.whatif import EditList
+
+        text = self.settings.value(self._edits_key()) if self.session.source else None
+        try:
+            edits = EditList.from_json(text, source="saved edits") if isinstance(text, str) else EditList()
+            self.session.set_edits(edits)
+        except MimviewerError as exc:  # saved for another frame count: start empty, say why
+            self.session.set_edits(EditList())
+            self.status_text.setText(f"saved edits not restored: {exc}")
 
     # -- opening files ---------------------------------------------------------------------------
     def ask_open(self, kind: str) -> None:
@@ -214,6 +344,7 @@ class MainWindow(QMainWindow):
         """Open files (any of them), then start inference when a sequence and a model are there."""
         try:
             if sequence is not None:
+                self.stop_watching()  # the user's own sequence replaces the live feed
                 self.runner.cancel()
                 self.session.open_sequence(sequence)
                 self.settings.add_recent("sequence", sequence)
@@ -249,6 +380,82 @@ class MainWindow(QMainWindow):
         self.runner.cancel()
         self.session.start = start
         self.runner.start()
+
+    def change_forecast(self, context: int, horizon: int, now: int) -> None:
+        """The user set context, horizon or "now" (timeline): run again with them."""
+        self.change_forecast_to(context=context, horizon=horizon, now=now)
+        if self.live is not None:  # the feed's next forecasts use the new context and horizon
+            self.live.reconfigure(self.session.pre, self.session.aft)
+
+    def change_forecast_to(
+        self, *, context: int | None = None, horizon: int | None = None, now: int | None = None
+    ) -> None:
+        """Set any of context, horizon and "now" (the others stay) and run again."""
+        self.runner.cancel()
+        try:
+            self.session.set_forecast(context=context, horizon=horizon, now=now)
+        except MimviewerError as exc:
+            self.show_error("Cannot forecast like that", str(exc))
+            return
+        self.runner.start()
+
+    # -- live nowcasting ---------------------------------------------------------------------------
+    def ask_watch(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Watch a folder of radar scans")
+        if folder:
+            self.watch_folder(folder)
+
+    def watch_folder(
+        self,
+        folder: str | Path,
+        *,
+        thresholds: tuple[float, ...] | None = None,
+        settle_s: float = 1.0,
+        give_up_s: float = 60.0,
+        frame_interval_s: float | None = None,
+    ) -> bool:
+        """Follow ``folder``: every new scan moves "now" and runs the forecast (needs a checkpoint)."""
+        from mimviewer.metrics import DEFAULT_THRESHOLDS
+        from mimviewer.viewmodel.live import LiveFeed
+
+        self.stop_watching()
+        try:
+            if not Path(folder).is_dir():
+                raise MimviewerError(f"{folder}: not a folder")
+            feed = LiveFeed(
+                self.session,
+                folder,
+                thresholds=thresholds or DEFAULT_THRESHOLDS,
+                frame_interval_s=frame_interval_s,
+            )
+        except MimviewerError as exc:
+            self.show_error("Cannot watch the folder", str(exc))
+            return False
+        self.live = feed
+        self.watcher.start(folder, feed.read, settle_s=settle_s, give_up_s=give_up_s)
+        self.stop_watch_action.setEnabled(True)
+        self.status_text.setText(f"watching {folder}: waiting for scans")
+        return True
+
+    def stop_watching(self) -> None:
+        if self.live is None:
+            return
+        self.watcher.stop()
+        self.status_text.setText(f"stopped watching {self.live.folder}")
+        self.live = None
+        self.stop_watch_action.setEnabled(False)
+
+    def _on_scans(self, batch) -> None:
+        if self.live is None:
+            return
+        if self.live.accept(batch):
+            self.runner.start()
+        self.status_text.setText(self.live.status())
+
+    def _on_run_finished(self, ok: bool) -> None:
+        if ok and self.live is not None:
+            self.live.finished()
+            self.status_text.setText(self.live.status())
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -320,19 +527,110 @@ class MainWindow(QMainWindow):
 
     # -- keys -----------------------------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        actions = {
-            Qt.Key.Key_Space: self.timeline.toggle_play,
-            Qt.Key.Key_Left: lambda: self.timeline.step(-1),
-            Qt.Key.Key_Right: lambda: self.timeline.step(+1),
-            Qt.Key.Key_Home: lambda: self.timeline.jump(to_end=False),
-            Qt.Key.Key_End: lambda: self.timeline.jump(to_end=True),
-        }
-        action = actions.get(Qt.Key(event.key()))
-        if action is None:
-            super().keyPressEvent(event)
-            return
-        action()
-        event.accept()
+        """Keys that reach the window itself (not through the shortcut map) run the same actions."""
+        pressed = QKeySequence(event.keyCombination())
+        for action in self.findChildren(QAction):
+            if action.isEnabled() and pressed in action.shortcuts():
+                action.trigger()
+                event.accept()
+                return
+        super().keyPressEvent(event)
+
+    # -- help, view state, theme ---------------------------------------------------------------
+    def shortcuts(self) -> list[tuple[str, str, str]]:
+        """(menu, action, keys) of every action with a shortcut, read from the actions themselves."""
+        rows = []
+        for menu in self.menuBar().findChildren(QMenu):
+            for action in menu.actions():
+                keys = ", ".join(
+                    k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()
+                )
+                if keys:
+                    rows.append((menu.title().replace("&", ""), action.text().replace("&", ""), keys))
+        return rows
+
+    def mouse_actions(self) -> list[tuple[str, str]]:
+        """(where, what) of every mouse action, declared by the panels that implement them."""
+        rows = []
+        for panel in (self.frames_panel, self.internals, self.timeline):
+            rows += list(getattr(panel, "MOUSE_ACTIONS", ()))
+        return rows
+
+    def show_help(self) -> QDialog:
+        from mimviewer.ui.help_dialog import HelpDialog
+
+        dialog = HelpDialog(self.shortcuts(), self.mouse_actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.help_dialog = dialog
+        return dialog
+
+    def ask_save_state(self) -> None:
+        stem = Path(self.session.source).stem if self.session.source else "view"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save view state", f"{stem}{STATE_SUFFIX}", f"View state (*{STATE_SUFFIX})"
+        )
+        if path:
+            self.save_state(path)
+
+    def save_state(self, path: str | Path) -> Path | None:
+        from mimviewer.viewmodel.state import write_state
+
+        try:
+            written = write_state(self.session, path)
+        except (MimviewerError, OSError) as exc:
+            self.show_error("Could not save the view state", str(exc))
+            return None
+        self.status_text.setText(f"saved the view state to {written}")
+        return written
+
+    def ask_open_state(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open view state", "", f"View state (*{STATE_SUFFIX} *.json);;All files (*)"
+        )
+        if path:
+            self.open_state(path)
+
+    def open_state(self, state) -> bool:
+        """Open a view state (a ViewState or a file): its files, then its settings, then run."""
+        from mimviewer.viewmodel.state import apply_settings, read_state
+
+        try:
+            if not isinstance(state, ViewState):
+                state = read_state(state)
+            self.runner.cancel()
+            self.session.fit = state.fit
+            if state.demo:
+                from mimviewer.commands.demo import load_demo, show_demo
+
+                show_demo(self.session, load_demo())
+            opened = self.open_paths(
+                sequence=state.sequence,
+                checkpoint=None if state.demo else state.checkpoints[0],
+                compare=state.checkpoints[1],
+                run=False,
+            )
+            if not opened:
+                return False
+            if self.session.slots[1] is not None and state.checkpoints[1] is None:
+                self.session.remove_model(1)
+            if self.session.models and (state.context or state.horizon or state.now is not None):
+                self.session.set_forecast(context=state.context, horizon=state.horizon, now=state.now)
+            apply_settings(self.session, state)
+        except MimviewerError as exc:
+            self.show_error("Could not open the view state", str(exc))
+            return False
+        self.runner.start()
+        return True
+
+    def apply_theme(self, name: str | None = None) -> None:
+        from mimviewer.ui.theme import apply_theme
+
+        name = name or self.session.theme
+        for action in self.theme_actions.actions():
+            action.setChecked(action.data() == name)
+        apply_theme(self, name)
+        self.settings.set_value("view/theme", name)
 
     # -- export ------------------------------------------------------------------------------------
     def ask_export(self, kind: str) -> None:

@@ -17,3 +17,6 @@ class SessionEvents(SignalGroup):
     display = Signal(str)  # view ("" = every view): its colour map or levels changed
     theme = Signal(str)  # "system", "light" or "dark"
     zoom = Signal()  # the views' zoom was set from outside (a view state opened)
+    region = Signal()  # the attribution region (or whole-frame choice) changed
+    attribution = Signal()  # an attribution result arrived (or was cleared)
+    edits = Signal()  # the what-if edit list or the frame being edited changed
