@@ -262,7 +262,10 @@ class FramesPanel(QWidget):
                 border.setPen(pen)
 
     def _on_step(self, slot: int, t: int) -> None:
-        if t == self.session.frame - 1:
+        session = self.session
+        # the frame's own prediction arrived, or levels that follow the data may have moved
+        data_levels = any(session.display(v).levels in ("auto", "percentile") for v in self.images)
+        if t == session.frame - 1 or data_levels:
             self.show_frame()
 
     def reset_zoom(self) -> None:

@@ -223,6 +223,7 @@ class InternalsPanel(QWidget):
                 rows.addLayout(row)
             button = QToolButton(text=name)
             button.setCheckable(True)
+            button.setProperty("toggle", True)  # styled by the theme: checked ones filled
             button.setChecked(name in session.quantities)
             button.setToolTip(describe(name))
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QComboBox,
     QDialog,
     QDockWidget,
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
+        self.cancel_button.setToolTip("Cancel inference (Ctrl+.)")
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
@@ -116,6 +118,12 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.internals_dock, self.display_dock)
         self.internals_dock.raise_()
         self._build_menus()
+        for button, tip in (
+            (self.menuBar().findChild(QAbstractButton, "qt_menubar_ext_button"), "More menus"),
+            (self.findChild(QAbstractButton, "qt_toolbar_ext_button"), "More tools"),
+        ):
+            if button is not None:
+                button.setToolTip(tip)
         self._restore_layout()
         self.session.events.theme.connect(self.apply_theme)
         saved_theme = self.settings.value("view/theme")
@@ -134,6 +142,11 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.addDockWidget(area, dock)
+        for button in dock.findChildren(QAbstractButton):  # Qt's own title-bar buttons
+            if button.objectName() == "qt_dockwidget_floatbutton":
+                button.setToolTip(f"Float the {title} panel as its own window (double-click its title)")
+            elif button.objectName() == "qt_dockwidget_closebutton":
+                button.setToolTip(f"Close the {title} panel (the View menu brings it back)")
         return dock
 
     def _action(self, menu, text: str, slot: Callable, shortcut: str | QKeySequence | None = None) -> QAction:

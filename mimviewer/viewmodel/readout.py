@@ -41,6 +41,14 @@ def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dic
     return timeline
 
 
+def frame_scores(truth: np.ndarray, prediction: np.ndarray, units: str) -> dict[str, float]:
+    """Metrics of one predicted frame (C, H, W) against its truth, by :func:`metrics.frame_metrics`."""
+    from mimviewer.metrics import frame_metrics
+
+    values = frame_metrics(truth[None], prediction[None], units=units)
+    return {name: float(np.asarray(v).reshape(-1)[0]) for name, v in values.items()}
+
+
 def pixel_value(
     to_physical: Callable[[np.ndarray], np.ndarray],
     truth: np.ndarray | None,

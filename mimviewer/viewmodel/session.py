@@ -30,7 +30,7 @@ import numpy as np
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.forecast import ForecastPlan, default_now  # imports torch (see README: start-up)
 from mimviewer.render import FrameRenderer
-from mimviewer.viewmodel import timing
+from mimviewer.viewmodel import readout, timing
 from mimviewer.viewmodel.attribution import AttributionState, AttributionView
 from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
@@ -379,9 +379,22 @@ class Session(InternalsState, DisplayState):
             slot.maps[k][update.t] = m
             slot.stats[k][update.t] = update.stats[k]
         slot.done_steps = update.t + 1
+        self._score_step(slot, update)
         self._forget_slot(update.slot)
         self.events.step.emit(update.slot, update.t)
         return True
+
+    def _score_step(self, slot: ModelSlot, update: StepUpdate) -> None:
+        """Per-frame metrics of the frame this step predicted, where its truth exists, so that the
+        metric curves fill in as steps finish (the finished rollout's metrics replace them)."""
+        frame = update.t + 1
+        if self.frames is None or frame >= self.num_frames or update.frame.shape != self.frames.shape[1:]:
+            return
+        scores = readout.frame_scores(self.frames[frame], update.frame, self.units)
+        for name, value in scores.items():
+            if name not in slot.metrics or len(slot.metrics[name]) != update.steps + 1:
+                slot.metrics[name] = np.full(update.steps + 1, np.nan)
+            slot.metrics[name][frame] = value
 
     @property
     def finished(self) -> bool:
