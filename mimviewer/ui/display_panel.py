@@ -129,7 +129,7 @@ class DisplayPanel(QWidget):
             item.plot.clear()
         lo, hi = session.view_levels(view)
         item.sigLevelChangeFinished.disconnect(self._on_region)
-        item.setHistogramRange(*((-0.5, 0.5) if view.startswith("diff") else (0.0, 1.0)))
+        item.setHistogramRange(*session.histogram_range(view))
         item.setLevels(lo, hi)
         item.sigLevelChangeFinished.connect(self._on_region)
 

@@ -97,7 +97,7 @@ class FramesPanel(QWidget):
         session.events.frame.connect(lambda frame: self.show_frame())
         session.events.step.connect(self._on_step)
         session.events.region.connect(self.show_region)
-        session.events.display.connect(lambda _view: self.show_frame())
+        session.events.display.connect(lambda _view: self._on_display())
         session.events.zoom.connect(self.apply_zoom)
         self.graphics.scene().sigMouseClicked.connect(self._on_right_click)
         self.region: pg.RectROI | None = None  # the attribution region on the main prediction
@@ -260,6 +260,17 @@ class FramesPanel(QWidget):
             pen.setCosmetic(True)
             for border in self.borders.values():
                 border.setPen(pen)
+
+    def _on_display(self) -> None:
+        """A view's colour map or levels changed: say so in its title (the colour bars beside the
+        views show the default drawing), then redraw."""
+        for name, title in self.columns():
+            label = self.titles.get(name)
+            note = self.session.display_note(name)
+            text = _shorten(title) + (f"<br><small>{note}</small>" if note else "")
+            if label is not None and label.text != text:
+                label.setText(text, size="9pt")
+        self.show_frame()
 
     def _on_step(self, slot: int, t: int) -> None:
         session = self.session

@@ -22,6 +22,7 @@ def _table(headers: list[str], rows: list[tuple[str, ...]]) -> QTableWidget:
     table = QTableWidget(len(rows), len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 6)
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.setToolTip("Select rows and press Ctrl+C to copy them")
     for r, row in enumerate(rows):

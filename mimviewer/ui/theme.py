@@ -13,7 +13,8 @@ COLOURS = {
     "light": ("#f5f5f5", "#ffffff", "#111111", "#ffffff", "#222222", "#2563eb"),
     "dark": ("#26282b", "#1d1f21", "#e6e6e6", "#17181a", "#d0d0d0", "#3b82f6"),
 }
-# Toggles (buttons with the property toggle=true): checked ones filled with the accent colour and bold, unchecked ones plain and outlined.
+# Toggles (buttons with the property toggle=true): checked ones filled with the accent colour and
+# bold, unchecked ones plain and outlined.
 TOGGLE_STYLE = """
 QToolButton[toggle="true"] {{ border: 1px solid {border}; border-radius: 3px; padding: 1px 4px; }}
 QToolButton[toggle="true"]:checked {{

@@ -56,6 +56,7 @@ class Timeline(QWidget):
         self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.play_button.toggled.connect(self.set_playing)
         self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimumWidth(160)
         self.slider.setToolTip("Frame (Left/Right step, Home/End jump)")
         self.slider.valueChanged.connect(self._on_slider)
         self.frame_box = QLineEdit()
@@ -66,7 +67,7 @@ class Timeline(QWidget):
         )
         self.frame_box.returnPressed.connect(self._on_frame_typed)
         self.frame_label = QLabel()
-        self.frame_label.setFixedWidth(150)  # fixed: its text changes every step, no layout pass
+        self.frame_label.setFixedWidth(230)  # fixed: its text changes every step, no layout pass
         bold = self.frame_label.font()
         bold.setBold(True)
         self.frame_label.setFont(bold)

@@ -211,9 +211,23 @@ class DisplayState:
         if values is None:
             return None
         finite = values[np.isfinite(values)]
-        full = (-DIFFERENCE_RANGE, DIFFERENCE_RANGE) if view_kind(view) == "diff" else (0.0, 1.0)
-        counts, edges = np.histogram(finite, bins=bins, range=full)
+        counts, edges = np.histogram(finite, bins=bins, range=self.histogram_range(view))
         return (edges[:-1] + edges[1:]) / 2, counts
+
+    def histogram_range(self, view: str) -> tuple[float, float]:
+        """Every value a view can show: [0, 1], or ±1 for a difference of two such frames."""
+        return (-2 * DIFFERENCE_RANGE, 2 * DIFFERENCE_RANGE) if view_kind(view) == "diff" else (0.0, 1.0)
+
+    def display_note(self, view: str) -> str:
+        """A short note of a view's own colour map / levels ("" for the default drawing)."""
+        if self.is_default_display(view):
+            return ""
+        shown = self.display(view)
+        levels = {"full": "full range", "auto": "min–max", "fixed": "fixed"}.get(
+            shown.levels, f"{shown.percentile:g}–{100 - shown.percentile:g} %"
+        )
+        lo, hi = self.view_levels(view)
+        return f"{shown.colour_map}, {levels} ({lo:.3g} … {hi:.3g})"
 
     def view_table(self, view: str) -> np.ndarray:
         """(256, 3) uint8 colours of a view's map, from its low level to its high level."""

@@ -47,7 +47,8 @@ def test_ten_frames_and_a_ten_to_ten_model_forecast_ten_frames_past_the_end(qtbo
         assert all(np.isnan(values[frame]) for values in slot.metrics.values())  # absent, not zero
         panel = window.frames_panel
         assert "not observed yet" in panel.header.text() and f"+{frame - 9} frame" in panel.header.text()
-        assert "not observed yet" in panel.absent["gt"].textItem.toPlainText() and panel.absent["gt"].isVisible()
+        absent = panel.absent["gt"]
+        assert "not observed yet" in absent.textItem.toPlainText() and absent.isVisible()
         assert panel.images["gt"].image is None
     session.frame = 5
     assert np.isfinite(slot.metrics["mse"][5]) and not window.frames_panel.absent["gt"].isVisible()
