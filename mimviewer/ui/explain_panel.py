@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import GeneratorWorker
 
-from mimviewer.attribution import BASELINES, DEFAULT_IG_STEPS, METHODS
+from mimviewer.attribution_choices import BASELINES, DEFAULT_IG_STEPS, METHODS
 from mimviewer.errors import MimviewerError
 from mimviewer.ui.frame_views import colour_bar
 from mimviewer.viewmodel import Session

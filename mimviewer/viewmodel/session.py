@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mimviewer.errors import DataError, ShapeError
-from mimviewer.forecast import ForecastPlan, default_now  # imports torch (see README: start-up)
 from mimviewer.render import FrameRenderer
 from mimviewer.viewmodel import readout, timing
 from mimviewer.viewmodel.attribution import AttributionState, AttributionView
@@ -41,6 +40,7 @@ from mimviewer.viewmodel.whatif import EDITED, WhatIfState
 from mimviewer.whatif import Edit, EditList
 
 if TYPE_CHECKING:  # torch is imported after the window is shown (in the background)
+    from mimviewer.forecast import ForecastPlan
     from mimviewer.nets.base import RecurrentModel
 
 RADAR_UNITS = ("dBZ", "mm/h")
@@ -156,6 +156,8 @@ class Session(InternalsState, DisplayState):
         slot = self.slots[0]
         if slot is None or self.all_frames is None:
             return None
+        from mimviewer.forecast import ForecastPlan, default_now  # a model is loaded: torch is too
+
         cfg = slot.model.config
         length = len(self.all_frames)
         pre = max(1, min(self._context or cfg.pre, length))
