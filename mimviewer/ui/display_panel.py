@@ -38,6 +38,7 @@ class DisplayPanel(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self._stale = True  # settings changed while hidden: refresh when shown
         self.view = QComboBox()
         self.view.setToolTip("Which frame view the settings below apply to")
         self.colour_map = QComboBox()
@@ -102,8 +103,18 @@ class DisplayPanel(QWidget):
         """Show the settings of one view (the frame views' context menu uses it)."""
         self.view.setCurrentIndex(max(self.view.findData(view), 0))
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
+
     def refresh(self) -> None:
-        """Show the chosen view's settings and histogram (signals blocked: no loops)."""
+        """Show the chosen view's settings and histogram (signals blocked: no loops). While the
+        dock is hidden (a tab behind another) this waits until it is shown."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._stale = False
         session, view = self.session, self.current
         shown = session.display(view)
         widgets = (self.colour_map, self.levels, self.percentile, self.linked)
