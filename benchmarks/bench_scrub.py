@@ -183,7 +183,7 @@ def playback(app, window, frames: int, fps: int = 30) -> tuple[int, float]:
 
     window.session.events.frame.connect(on_frame)
     start = time.perf_counter()
-    timeline.set_playing(True)
+    timeline.play_button.setChecked(True)  # as the play button does (Space too)
     QTimer.singleShot(int(frames / fps * 1000 * 3) + 2000, loop.quit)  # never hang
     loop.exec()
     elapsed = time.perf_counter() - start
