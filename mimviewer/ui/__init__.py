@@ -100,3 +100,22 @@ def set_legend(label, entries: list[tuple[str, str]]) -> None:
         f"<span style='color:{colour}'>━━</span> {html.escape(name)}" for colour, name in entries
     )
     label.setText(rows)
+
+
+def steady_label():
+    """A QLabel whose size hints never change with its text: a text set on every frame step
+    then repaints the label only, instead of asking every enclosing layout (up to the main
+    window's docks) to lay itself out again."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QLabel
+
+    class SteadyLabel(QLabel):
+        def sizeHint(self) -> QSize:
+            return QSize(self.minimumWidth() or 120, self.minimumHeight() or 20)
+
+        def minimumSizeHint(self) -> QSize:
+            return self.sizeHint()
+
+    label = SteadyLabel()
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label

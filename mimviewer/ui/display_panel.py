@@ -103,7 +103,7 @@ class DisplayPanel(QWidget):
         """Show the settings of one view (the frame views' context menu uses it)."""
         self.view.setCurrentIndex(max(self.view.findData(view), 0))
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         if self._stale:
             self.refresh()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from mimviewer.render import DIVERGING, ColourBar
-from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels, steady_label
 from mimviewer.ui.images import DisplayImage, native_qimage
 from mimviewer.viewmodel import Session
 from mimviewer.viewmodel.display import LEVEL_MODES
@@ -70,7 +70,7 @@ class FramesPanel(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         # The frame number and whether it is context or predicted: a plain label of fixed height,
         # outside the graphics layout, so that its text changing on every step lays nothing out.
-        self.header = QLabel()
+        self.header = steady_label()
         self.header.setFixedHeight(22)
         font = self.header.font()
         font.setBold(True)

@@ -31,6 +31,7 @@ from mimviewer.ui import (
     cache_static_parts,
     legend_label,
     set_legend,
+    steady_label,
 )
 from mimviewer.viewmodel import Session
 
@@ -66,7 +67,7 @@ class Timeline(QWidget):
             "and press Enter"
         )
         self.frame_box.returnPressed.connect(self._on_frame_typed)
-        self.frame_label = QLabel()
+        self.frame_label = steady_label()
         self.frame_label.setFixedWidth(230)  # fixed: its text changes every step, no layout pass
         bold = self.frame_label.font()
         bold.setBold(True)
