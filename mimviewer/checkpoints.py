@@ -49,6 +49,7 @@ import torch
 
 from mimviewer.errors import CheckpointError, ConfigError, ShapeError
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config, model_entry
+from mimviewer.nets.variants import describe_variant
 
 CONFIG_KEY = "mimviewer.config"  # safetensors metadata key holding the ModelConfig JSON
 FORMAT_KEY = "mimviewer.format"  # safetensors metadata key marking our own files
@@ -787,6 +788,8 @@ def describe_checkpoint(path: str | Path, *, channels: int | None = None) -> str
     ]
     if cfg.options:
         lines.append(f"options:      {json.dumps(cfg.options, sort_keys=True)}")
+    if (variant := describe_variant(cfg)) is not None:
+        lines.append(f"variant:      {variant}")
     for k, v in sorted(loaded.metadata.items()):
         lines.append(f"meta {k}: {v}")
     return "\n".join(lines)
