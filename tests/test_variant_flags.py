@@ -27,7 +27,9 @@ def _one_thread():
         ("lstmp", ["--cifg"], {"cifg": True, "proj": 128}, False),
     ],
 )
-def test_train_flags_build_the_variant_and_the_recipe_repeats_them(tmp_path, capsys, arch, flags, options, layer_norm):
+def test_train_flags_build_the_variant_and_the_recipe_repeats_them(
+    tmp_path, capsys, arch, flags, options, layer_norm
+):
     run_dir = tmp_path / "run"
     args = ["train", "--arch", arch, "--num-hidden", "4", "--filter-size", "3", "--size", "16", *flags]
     args += ["--pre", "2", "--aft", "2", "--steps", "1", "--batch-size", "2", "--val-every", "5"]

@@ -73,7 +73,7 @@ class ModelConfig:
             )
 
     def flag(self, name: str) -> bool:
-        """A yes/no option such as ``options["peephole"]``; absent means no (existing configs keep their meaning)."""
+        """A yes/no option such as ``options["peephole"]``; absent means no (old configs unchanged)."""
         value = self.options.get(name, False)
         if not isinstance(value, bool):
             raise ConfigError(f"{self.arch}: option {name!r} must be true or false, got {value!r}")

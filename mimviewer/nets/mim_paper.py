@@ -69,7 +69,15 @@ class PaperMIMN(nn.Module):
         n_new = f * n + i * g
         o = torch.sigmoid(o_d + self.conv_no(n_new))
         dn = o * torch.tanh(n_new)
-        for name, value in (("D", d), ("N.i", i), ("N.f", f), ("N.g", g), ("N.o", o), ("N", n_new), ("Dn", dn)):
+        for name, value in (
+            ("D", d),
+            ("N.i", i),
+            ("N.f", f),
+            ("N.g", g),
+            ("N.o", o),
+            ("N", n_new),
+            ("Dn", dn),
+        ):
             probe.record(layer, name, value)
         return dn, n_new
 
@@ -199,7 +207,9 @@ class MIMPaper(RecurrentModel):
             [SpatioTemporalLSTMCell(config.patch_channels, hidden[0], config)]
             + [PaperMIMBlock(hidden[i], config) for i in range(1, config.num_layers)]
         )
-        self.stlstm_layer_diff = nn.ModuleList(PaperMIMN(hidden[i], config) for i in range(1, config.num_layers))
+        self.stlstm_layer_diff = nn.ModuleList(
+            PaperMIMN(hidden[i], config) for i in range(1, config.num_layers)
+        )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
 
     def quantities(self, layer: int) -> tuple[str, ...]:
@@ -208,7 +218,9 @@ class MIMPaper(RecurrentModel):
     def init_state(self, batch: int, like: torch.Tensor) -> PaperMIMState:
         cfg = self.config
         zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
-        return PaperMIMState(layers=[(z, z) for z in zeros], memory=zeros[0], novelty=zeros[1:], stationary=zeros[1:])
+        return PaperMIMState(
+            layers=[(z, z) for z in zeros], memory=zeros[0], novelty=zeros[1:], stationary=zeros[1:]
+        )
 
     def step(self, x: torch.Tensor, state: PaperMIMState, probe: Probe) -> tuple[torch.Tensor, PaperMIMState]:
         out = self.stlstm_layer[0](x, *state.layers[0], state.memory, probe, 0)

@@ -103,7 +103,9 @@ class LSTMCell(nn.Module):
         r, c = state  # (B, P or U), (B, U)
         x_parts = torch.split(self.linear_x(x), self.units, dim=1)
         r_parts = torch.split(self.linear_h(r), self.units, dim=1)
-        z = {k: zx + zr for k, zx, zr in zip(self.gates, x_parts, r_parts, strict=True)}  # W_kx x + W_kr r (+ b_k)
+        z = {
+            k: zx + zr for k, zx, zr in zip(self.gates, x_parts, r_parts, strict=True)
+        }  # W_kx x + W_kr r (+ b_k)
         f = torch.sigmoid(self.gate("f", z["f"], c) + FORGET_BIAS)
         i = 1 - f if self.cifg else torch.sigmoid(self.gate("i", z["i"], c))
         g = torch.tanh(self.gate("g", z["g"]))

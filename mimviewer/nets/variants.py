@@ -18,7 +18,9 @@ def describe_variant(config: ModelConfig) -> str | None:
         return None
     parts = []
     if config.flag("peephole"):
-        parts.append("peephole (Shi et al. 2015, Hadamard W_c o C)" if config.arch == "convlstm" else "peephole")
+        parts.append(
+            "peephole (Shi et al. 2015, Hadamard W_c o C)" if config.arch == "convlstm" else "peephole"
+        )
     if config.arch != "convlstm":
         if config.flag("cifg"):
             parts.append("CIFG (i = 1 - f)")

@@ -77,7 +77,10 @@ def test_one_step_follows_the_papers_equations():
     x = torch.rand(b, 4, hp, wp, dtype=torch.float64)
     state = model.init_state(b, x)
     state = state._replace(
-        layers=[(rnd(), rnd()) for _ in range(3)], memory=rnd(), novelty=[rnd(), rnd()], stationary=[rnd(), rnd()]
+        layers=[(rnd(), rnd()) for _ in range(3)],
+        memory=rnd(),
+        novelty=[rnd(), rnd()],
+        stationary=[rnd(), rnd()],
     )
     probe = DictProbe()
     y, new = model.step(x, state, probe)

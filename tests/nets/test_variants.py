@@ -50,7 +50,13 @@ def test_peephole_convlstm_step_follows_shi_et_al():
     """Shi et al. (2015) eq. 3: i, f read W_c o C_(t-1); o reads W_co o C_t; Hadamard weights."""
     model = loud(
         create_model(
-            "convlstm", num_hidden=(4,), filter_size=3, patch_size=2, height=8, width=12, options={"peephole": True}
+            "convlstm",
+            num_hidden=(4,),
+            filter_size=3,
+            patch_size=2,
+            height=8,
+            width=12,
+            options={"peephole": True},
         )
     ).double()
     cell = model.cell_list[0]
@@ -72,7 +78,13 @@ def test_peephole_convlstm_step_follows_shi_et_al():
 
 def test_peephole_weights_have_the_states_shape_and_start_at_zero():
     model = create_model(
-        "convlstm", num_hidden=(3, 5), filter_size=3, patch_size=4, height=8, width=16, options={"peephole": True}
+        "convlstm",
+        num_hidden=(3, 5),
+        filter_size=3,
+        patch_size=4,
+        height=8,
+        width=16,
+        options={"peephole": True},
     )
     plain = create_model("convlstm", num_hidden=(3, 5), filter_size=3, patch_size=4, height=8, width=16)
     extra = set(model.state_dict()) - set(plain.state_dict())
@@ -83,9 +95,7 @@ def test_peephole_weights_have_the_states_shape_and_start_at_zero():
 
 # -- LSTM / LSTMP variants ---------------------------------------------------------------------
 
-VARIANTS = [
-    dict(peephole=p, cifg=c, layer_norm=n) for p, c, n in itertools.product((False, True), repeat=3)
-]
+VARIANTS = [dict(peephole=p, cifg=c, layer_norm=n) for p, c, n in itertools.product((False, True), repeat=3)]
 
 
 def sigmoid(z):
@@ -108,13 +118,21 @@ def build(arch, variant):
     if arch == "lstmp":
         options["proj"] = 3
     model = create_model(
-        arch, num_hidden=(4, 6), patch_size=2, height=4, width=4, layer_norm=variant["layer_norm"], options=options
+        arch,
+        num_hidden=(4, 6),
+        patch_size=2,
+        height=4,
+        width=4,
+        layer_norm=variant["layer_norm"],
+        options=options,
     )
     return loud(model).double()
 
 
 @pytest.mark.parametrize("arch", ["lstm", "lstmp"])
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(k for k, on in v.items() if on) or "plain")
+@pytest.mark.parametrize(
+    "variant", VARIANTS, ids=lambda v: "-".join(k for k, on in v.items() if on) or "plain"
+)
 @torch.no_grad()
 def test_lstm_variant_step_follows_the_equations(arch, variant):
     """One step from a non-zero state, every variant written out in numpy (NNAPI's LSTM:
