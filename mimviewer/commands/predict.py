@@ -69,6 +69,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
+    parser.add_argument(
+        "--delta-eps",
+        type=float,
+        metavar="E",
+        help="delta inference: recurrent products from the previous step's plus W times the change, "
+        "changes below E dropped; prints the multiply-adds skipped and the error against the exact rollout",
+    )
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -177,18 +184,20 @@ def run(args: argparse.Namespace) -> int:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
 
-    predictions, traces = [], []
+    if args.delta_eps is not None and not args.delta_eps >= 0:
+        raise ShapeError(f"--delta-eps must be >= 0, got {args.delta_eps}")
+    predictions, traces, delta = [], [], DeltaTally()
     for start in range(0, n, args.batch_size):
         batch = inputs.frames[start : start + args.batch_size, :pre]
-        result = rollout(
-            loaded.model,
-            batch,
-            pre,
-            aft,
-            probes=ProbeSpec() if args.trace else None,
-            device=device,
-            amp=args.bf16,
-        )
+
+        def run_batch(probes: ProbeSpec | None, batch=batch) -> Any:
+            return rollout(loaded.model, batch, pre, aft, probes=probes, device=device, amp=args.bf16)
+
+        probes = ProbeSpec() if args.trace else None
+        if args.delta_eps is None:
+            result = run_batch(probes)
+        else:
+            result = delta.run(loaded.model, args.delta_eps, run_batch, probes)
         predictions.append(result.prediction)
         if result.trace is not None:
             traces.append(result.trace)
@@ -203,4 +212,36 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {output} {tuple(prediction.shape)}: {cfg.arch} ({loaded.format}) from {pre} context frames "
         f"on {device}" + (f"; trace in {args.trace}" if args.trace else "")
     )
+    if args.delta_eps is not None:
+        print(delta.summary(args.delta_eps))
     return 0
+
+
+class DeltaTally:
+    """Delta inference over the batches: skipped multiply-adds per layer, error against exact."""
+
+    def __init__(self) -> None:
+        self.layers: dict[int, tuple[int, int]] = {}
+        self.squared_error, self.values = 0.0, 0
+
+    def run(self, model: Any, eps: float, run_batch: Any, probes: Any) -> Any:
+        from mimviewer.delta import skipped_macs
+        from mimviewer.nets.delta import delta_mode
+
+        exact = run_batch(None)
+        with delta_mode(model, eps) as session:
+            result = run_batch(probes)
+        for layer, (skipped, total) in skipped_macs(session.stats).items():
+            before = self.layers.get(layer, (0, 0))
+            self.layers[layer] = (before[0] + skipped, before[1] + total)
+        self.squared_error += float(np.square(result.prediction - exact.prediction, dtype=np.float64).sum())
+        self.values += result.prediction.size
+        return result
+
+    def summary(self, eps: float) -> str:
+        skipped = sum(s for s, _ in self.layers.values())
+        total = sum(t for _, t in self.layers.values())
+        per_layer = ", ".join(f"layer {k}: {s / t:.3f}" for k, (s, t) in sorted(self.layers.items()) if t)
+        share = f"{skipped / total:.3f} of the recurrent multiply-adds ({per_layer})" if total else "nothing"
+        mse = self.squared_error / max(1, self.values)
+        return f"delta eps {eps:g}: skipped {share}; prediction MSE against the exact rollout {mse:.3g}"

@@ -77,6 +77,9 @@ class ConvLSTM(RecurrentModel):
         )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
 
+    def recurrent_modules(self) -> dict[str, int]:
+        return {f"cell_list.{i}.conv_h.0": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
+
     def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """Per layer (H, C), all zeros. Without LayerNorm H is None: conv_h of a zero H is zero
         (the convs have no bias), so the first step skips it; OpenSTL computes it."""

@@ -174,6 +174,12 @@ class VectorModel(RecurrentModel):
     def build_cells(self, in_features: int) -> list[nn.Module]:
         raise NotImplementedError
 
+    def recurrent_modules(self) -> dict[str, int]:
+        """LSTM/LSTMP: W_r r_(t-1); the SRU has none (its recurrence is elementwise)."""
+        return {
+            f"cell_list.{i}.linear_h": i for i, cell in enumerate(self.cell_list) if hasattr(cell, "linear_h")
+        }
+
     def init_state(self, batch: int, like: torch.Tensor) -> list[State]:
         return [tuple(like.new_zeros(batch, n) for n in cell.state_sizes) for cell in self.cell_list]
 
