@@ -1,4 +1,4 @@
-"""MIM as published: the equations of Wang et al., CVPR 2019 (section 4), not the released code.
+"""MIM as published: the equations of Wang et al. (CVPR 2019), not the released code.
 
 ``mim`` (mimviewer/nets/mim.py) reproduces the official code and OpenSTL; this module writes
 the paper's equations, so that the two can be run side by side on the same sequence.
@@ -44,7 +44,7 @@ from mimviewer.trace import Probe
 
 
 class PaperMIMN(nn.Module):
-    """Non-stationary module (paper eq. 4): an LSTM over D whose gates read conv(N_(t-1)).
+    """Non-stationary module, the paper's MIM-N: an LSTM over D whose gates read conv(N_(t-1)).
 
     conv_d(D) gives (i, g, f, o); conv_n(N_(t-1)) gives (i, g, f); conv_no(N_t) is W_no * N_t.
     """
@@ -83,7 +83,7 @@ class PaperMIMN(nn.Module):
 
 
 class PaperMIMS(nn.Module):
-    """Stationary module (paper eq. 5): an LSTM over Dn whose gates read conv(C_(t-1)).
+    """Stationary module, the paper's MIM-S: an LSTM over Dn whose gates read conv(C_(t-1)).
 
     conv_d(Dn) and conv_c(C_(t-1)) give (i, g, f, o); conv_so(S_t) is W_so * S_t.
     """
@@ -121,7 +121,7 @@ class PaperMIMBlockOutput(NamedTuple):
 
 
 class PaperMIMBlock(nn.Module):
-    """MIM block (paper eq. 3): ST-LSTM with MIM-S's T in place of the forget path of C.
+    """The paper's MIM block: an ST-LSTM with MIM-S's T in place of the forget path of C.
 
     conv_x(H^(l-1)_t) gives (i, g, i', g', f', o); conv_h(H^l_(t-1)) gives (i, g, o);
     conv_m(M^(l-1)_t) gives (i', g', f'); conv_o([C_t, M_t]) is W_co * C_t + W_mo * M_t;

@@ -66,8 +66,9 @@ def rows(weight, n):
 
 @torch.no_grad()
 def test_one_step_follows_the_papers_equations():
-    """Eqs. (3)-(5) of Wang et al. (2019) for one step of a 3-layer net from non-zero states,
-    written out with the paper's symbols in float64; forget gates get +1 (no learned biases)."""
+    """The MIM block, MIM-N and MIM-S equations of Wang et al. (2019): one step of a 3-layer net
+    from non-zero states, written out with the paper's symbols in float64; forget gates get +1
+    (no learned biases)."""
     model = loud(create_model("mim_paper", **tiny())).double()
     nh, b, hp, wp = 4, 2, 4, 6
 
@@ -95,7 +96,7 @@ def test_one_step_follows_the_papers_equations():
         mim_s = blk.mim_s
         h_prev, c_prev = state.layers[layer]
         n_prev, s_prev = state.novelty[layer - 1], state.stationary[layer - 1]
-        # MIM-N (eq. 4): gates from the difference of the layer below and from N_(t-1)
+        # MIM-N: gates from the difference of the layer below and from N_(t-1)
         diff = below_now - below_before
         W_xi, W_xg, W_xf, W_xo = rows(w(mim_n.conv_d), nh)
         W_ni, W_ng, W_nf = rows(w(mim_n.conv_n), nh)
@@ -106,7 +107,7 @@ def test_one_step_follows_the_papers_equations():
         N = f_n * n_prev + i_n * g_n
         o_n = sigmoid(star(W_xo, diff) + star(W_no, N))
         D = o_n * torch.tanh(N)
-        # MIM-S (eq. 5): gates from D and C_(t-1), output gate also from S_t
+        # MIM-S: gates from D and C_(t-1), output gate also from S_t
         W_di, W_dg, W_df, W_do = rows(w(mim_s.conv_d), nh)
         W_ci, W_cg, W_cf, W_co_s = rows(w(mim_s.conv_c), nh)
         W_so = w(mim_s.conv_so)
@@ -116,7 +117,7 @@ def test_one_step_follows_the_papers_equations():
         S = f_s * s_prev + i_s * g_s
         o_s = sigmoid(star(W_do, D) + star(W_co_s, c_prev) + star(W_so, S))
         T = o_s * torch.tanh(S)
-        # MIM block (eq. 3)
+        # MIM block
         W_xi, W_xg, W_xi_, W_xg_, W_xf_, W_xo = rows(w(blk.conv_x), nh)
         W_hi, W_hg, W_ho = rows(w(blk.conv_h), nh)
         W_mi, W_mg, W_mf = rows(w(blk.conv_m), nh)
