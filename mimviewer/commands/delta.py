@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.train import TEST_SEED  # the model cards' held-out test seed
 
 DEFAULT_EPS = "0,1e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3"
-TEST_SEED = 990_000_000  # the model cards' held-out test seed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,15 +53,6 @@ def parse_eps(text: str) -> list[float]:
     return values
 
 
-def synthetic_frames(data: str, sequences: int, seed: int, length: int, size: int) -> np.ndarray:
-    """Held-out synthetic sequences in model scale, (N, T, 1, size, size)."""
-    from mimviewer.data import synthetic, units
-
-    if data == "storms":
-        return units.dbz_to_unit(synthetic.radar_storms(sequences, length=length, size=size, seed=seed))
-    return synthetic.bouncing_digits(sequences, length=length, size=size, seed=seed)
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -70,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.commands.study import resolve
     from mimviewer.delta import delta_curve, write_curve
     from mimviewer.inference import pick_device
+    from mimviewer.train import synthetic_frames
 
     eps_values = parse_eps(args.eps)
     if args.output.suffix.lower() != ".csv":
@@ -85,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = loaded.config
         if cfg.channels != 1 or cfg.height != cfg.width:
             raise MimviewerError(f"{path}: synthetic data is square and grey; give INPUT frames")
-        data = args.data or ("storms" if cfg.units == "dBZ" else "digits")
+        data = args.data or ("storms" if cfg.units in ("dBZ", "mm/h") else "digits")
         pre, aft = args.pre or cfg.pre, args.aft or cfg.aft
-        frames = synthetic_frames(data, args.sequences, args.seed, pre + aft, cfg.height)
+        frames = synthetic_frames(data, args.sequences, pre + aft, cfg.height, args.seed)
         source = f"{args.sequences} synthetic {data} sequences (seed {args.seed})"
     cfg = loaded.config
     pre = args.pre if args.pre is not None else cfg.pre
