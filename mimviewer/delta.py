@@ -13,6 +13,7 @@ Runs in the model's own dtype and device (tests run models in float64 to compare
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,37 +222,38 @@ def delta_curve(
     return points, runs
 
 
-def write_curve(points: list[CurvePoint], runs: list[DeltaRun], path: str | Path) -> dict[str, Path]:
-    """``path`` (.csv, one row per eps), ``<stem>_steps.csv`` (per eps, layer and step) and ``<stem>.png``."""
+def write_curve(
+    points: list[CurvePoint], runs: list[DeltaRun], path: str | Path, *, inputs: tuple = ()
+) -> dict[str, Path]:
+    """``path`` (.csv, one row per eps), ``<stem>_steps.csv`` (per eps, layer and step) and
+    ``<stem>.png``, each through :mod:`mimviewer.atomic` (never over one of ``inputs``)."""
     import cv2
 
+    from mimviewer.atomic import check_output, write_bytes, write_text
     from mimviewer.study import plot_curves  # cv2 drawing; only needed here
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CURVE_COLUMNS)
-        for p in points:
-            writer.writerow([_number(getattr(p, c)) for c in CURVE_COLUMNS])
     steps_path = path.with_name(f"{path.stem}_steps.csv")
-    with steps_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ("eps", "layer", "step", "skipped_fraction", "hidden_rms_error", "output_mse_vs_exact")
-        )
-        for run in runs:
-            for layer in range(run.skipped.shape[0]):
-                for t in range(run.skipped.shape[1]):
-                    row = (
-                        run.eps,
-                        layer,
-                        t,
-                        run.skipped[layer, t],
-                        run.hidden_error[layer, t],
-                        run.output_error[t],
-                    )
-                    writer.writerow([_number(v) for v in row])
+    png = path.with_suffix(".png")
+    for target in (path, steps_path, png):
+        check_output(target, inputs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows: list = [CURVE_COLUMNS, *([_number(getattr(p, c)) for c in CURVE_COLUMNS] for p in points)]
+    write_text(path, _csv(rows), inputs)
+    rows = [("eps", "layer", "step", "skipped_fraction", "hidden_rms_error", "output_mse_vs_exact")]
+    for run in runs:
+        for layer in range(run.skipped.shape[0]):
+            for t in range(run.skipped.shape[1]):
+                values = (
+                    run.eps,
+                    layer,
+                    t,
+                    run.skipped[layer, t],
+                    run.hidden_error[layer, t],
+                    run.output_error[t],
+                )
+                rows.append([_number(v) for v in values])
+    write_text(steps_path, _csv(rows), inputs)
     labels = [f"{p.eps:g}" for p in points]
 
     def panel(columns: dict[str, str], title: str, ylabel: str, y_range=None) -> np.ndarray | None:
@@ -290,11 +292,18 @@ def write_curve(points: list[CurvePoint], runs: list[DeltaRun], path: str | Path
             "MSE",
         ),
     ]
-    png = path.with_suffix(".png")
     image = np.concatenate([p for p in panels if p is not None])
-    if not cv2.imwrite(str(png), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{png}: could not write the plot")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"{png}: could not encode the plot")
+    write_bytes(png, encoded.tobytes(), inputs)
     return {"curve": path, "steps": steps_path, "plot": png}
+
+
+def _csv(rows: list) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 def _number(value: float) -> str:

@@ -56,9 +56,10 @@ def parse_eps(text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.checkpoints import load_checkpoint, load_for_input
     from mimviewer.commands.predict import read_input
     from mimviewer.commands.study import resolve
+    from mimviewer.data import adapt
     from mimviewer.delta import delta_curve, write_curve
     from mimviewer.inference import pick_device
     from mimviewer.train import synthetic_frames
@@ -69,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     _, path = resolve(args.checkpoint)
     if args.input is not None:
-        frames = read_input(args.input, args).frames
-        loaded = load_checkpoint(path, channels=frames.shape[2], device=device, frame_size=frames.shape[-2:])
+        inputs = read_input(args.input)
+        t, c, h, w = inputs.sequences[0].shape
+        loaded = load_for_input(path, channels=c, frame_size=(h, w), device=device)
+        cfg = loaded.config
+        stop = min(t, (args.pre or cfg.pre) + (args.aft or cfg.aft))  # context and, where there, truth
+        shape = (cfg.channels, cfg.height, cfg.width)
+        frames = np.stack([adapt(seq, shape, fit="resize", stop=stop)[1] for seq in inputs.sequences])
         source = str(args.input)
     else:
         loaded = load_checkpoint(path, device=device)
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise ShapeError(f"{source} has {frames.shape[1]} frames, fewer than the {pre} context frames")
     torch_frames = torch.from_numpy(np.ascontiguousarray(frames)).float().to(device)
     points, runs = delta_curve(loaded.model.eval(), torch_frames, eps_values, pre, aft)
-    written = write_curve(points, runs, args.output)
+    written = write_curve(points, runs, args.output, inputs=(args.input, path))
     print(f"{cfg.arch} ({path.name}) on {source}, pre {pre}, aft {aft}:")
     print(
         f"{'eps':>8} {'skipped':>8} {'MSE truth':>10} {'SSIM truth':>10} {'MSE exact':>10} {'SSIM exact':>10}"

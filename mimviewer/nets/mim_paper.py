@@ -198,6 +198,17 @@ class MIMPaper(RecurrentModel):
     """ST-LSTM layer, paper MIM blocks above it, a paper MIM-N below each block, 1x1 head."""
 
     layer_quantities = ST_LSTM_QUANTITIES
+    weights_priority = 110  # asked before mim: both keep their layers under stlstm_layer
+    layer_key_prefix = "stlstm_layer"
+    first_conv_key = "stlstm_layer.0.conv_x.0.weight"
+    hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight",)
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        """The paper's MIM-S (``mim_s.*``) or MIM-N (``conv_n``); with one layer both are an ST-LSTM."""
+        return any(
+            ".mim_s." in k or (k.startswith("stlstm_layer_diff.") and ".conv_n." in k) for k in state_dict
+        )
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
