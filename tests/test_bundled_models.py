@@ -21,6 +21,7 @@ BUNDLED = (
     "predrnn_storms",
     "mim_storms",
     "mim_paper_storms",
+    "convlstm_peephole_storms",
 )
 MAX_BYTES = 25_000_000
 
