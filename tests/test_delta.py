@@ -167,5 +167,7 @@ def test_predict_with_delta_eps_reports_skips_and_zero_is_exact(checkpoint_and_i
     assert main(["predict", str(ckpt), str(frames), "-o", str(delta), "--delta-eps", "0.05"]) == 0
     out = capsys.readouterr().out
     assert "delta eps 0.05" in out and "skipped" in out
+    # float32: eps = 0 differs from exact by rounding only; measured at most 1.04e-7 over every
+    # registered architecture (3 random models each), so 1e-6 is ten times that
     np.testing.assert_allclose(np.load(delta0), np.load(exact), atol=1e-6)
     assert np.load(delta).shape == np.load(exact).shape
