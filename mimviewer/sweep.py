@@ -232,11 +232,13 @@ class Progress:
         self.computed = 0
 
     def update(self, sequences: int, *, computed: bool) -> None:
+        """``sequences`` more are done (under torchrun rank 0 counts its own chunks times the ranks)."""
+        sequences = min(sequences, self.total - self.done)
         self.done += sequences
         self.computed += sequences if computed else 0
         elapsed = time.monotonic() - self.start
         rate = self.computed / elapsed if elapsed > 0 and self.computed else 0.0
-        left = (self.total - self.done) / rate if rate else float("nan")
+        left = max(0.0, (self.total - self.done) / rate) if rate else float("nan")
         width = 24
         filled = int(width * self.done / max(1, self.total))
         text = (
@@ -261,6 +263,9 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -327,7 +332,8 @@ def run_chunk(
     for k, index in enumerate(indices):
         scores = summary(frame_metrics(frames[k, pre:], result.prediction[k], units=units))
         metrics = {name: value for name, value in scores.items() if name not in ("mae_frame",)}
-        row = {"sequence": index, **identity, "pre": pre, "aft": aft, **metrics}
+        row = {"sequence": index, **identity, "pre": pre, "aft": aft}
+        row.update({"lo": options.lo, "hi": options.hi, "eps": options.eps, **metrics})
         row.update(gate_columns(result.trace, recorder.recorded, k))
         rows.append(row)
     return rows
