@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -215,7 +216,6 @@ def test_study_reads_a_sweep_table(tmp_path):
     assert main(["sweep", str(ckpt), "digits:4", "-o", str(out), "--quiet"]) == 0
     figures = tmp_path / "figures"
     assert main(["study", str(out), "--out", str(figures)]) == 0
-    import json
 
     numbers = json.loads((figures / "saturation.json").read_text())["mim_test"]
     table = sweep.read_table(out)
