@@ -54,14 +54,12 @@ def fast_note(device: torch.device) -> str | None:
 
 
 def set_tf32(enabled: bool, device: torch.device) -> str | None:
-    """Turn TF32 matmuls/convolutions on or off (process-wide); returns a note when it has no effect."""
+    """TF32 matmuls/convolutions on or off for CUDA (process-wide); returns a note when it has no effect."""
+    if device.type != "cuda":
+        return f"tf32 has no effect on {device}: it is a CUDA (Ampere and later) feature" if enabled else None
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
-    if not enabled:
-        return None
-    if device.type != "cuda":
-        return f"tf32 has no effect on {device}: it is a CUDA (Ampere and later) feature"
-    if torch.cuda.get_device_capability(device) < (8, 0):
+    if enabled and torch.cuda.get_device_capability(device) < (8, 0):
         return f"tf32 has no effect on {torch.cuda.get_device_name(device)}: it needs compute capability 8.0+"
     return None
 

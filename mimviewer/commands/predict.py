@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,8 +70,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
+    add_speed_flags(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """--fast, --tf32, --cuda-graph: each on where the hardware has it, else one line saying why not."""
+    group = parser.add_argument_group("speed (each falls back with a one-line note where unavailable)")
+    group.add_argument("--fast", action="store_true", help="bf16 autocast where the GPU/CPU has native bf16")
+    group.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions (CUDA Ampere+)")
+    group.add_argument(
+        "--cuda-graph", action="store_true", help="capture the whole rollout with probes as one CUDA graph"
+    )
+
+
+def speed_notes(args: argparse.Namespace, device: Any) -> tuple[bool, list[str]]:
+    """(use bf16, notes to print) for the speed flags; sets TF32 process-wide."""
+    from mimviewer.accel import fast_note, set_tf32
+
+    notes = [note for note in (set_tf32(args.tf32, device),) if note]
+    amp = bool(getattr(args, "bf16", False))
+    if args.fast and not amp:
+        note = fast_note(device)
+        if note:
+            notes.append(note)
+        amp = note is None
+    return amp, notes
 
 
 class InputFrames(NamedTuple):
@@ -147,6 +173,7 @@ def _concat_traces(traces: list) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mimviewer.accel import device_memory_errors
     from mimviewer.checkpoints import load_checkpoint
     from mimviewer.inference import pick_device, rollout
     from mimviewer.trace import ProbeSpec
@@ -169,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         raise ShapeError(
             f"{args.input} has {c} channel(s) per frame, {args.checkpoint} expects {cfg.channels}"
         )
+    amp, notes = speed_notes(args, device)
     pre = args.pre if args.pre is not None else cfg.pre
     aft = args.aft if args.aft is not None else cfg.aft
     if pre < 1 or aft < 1:
@@ -180,18 +208,23 @@ def run(args: argparse.Namespace) -> int:
     predictions, traces = [], []
     for start in range(0, n, args.batch_size):
         batch = inputs.frames[start : start + args.batch_size, :pre]
-        result = rollout(
-            loaded.model,
-            batch,
-            pre,
-            aft,
-            probes=ProbeSpec() if args.trace else None,
-            device=device,
-            amp=args.bf16,
-        )
+        with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
+            result = rollout(
+                loaded.model,
+                batch,
+                pre,
+                aft,
+                probes=ProbeSpec() if args.trace else None,
+                device=device,
+                amp=amp,
+                cuda_graph=args.cuda_graph,
+            )
+        notes.extend(note for note in result.notes if note not in notes)
         predictions.append(result.prediction)
         if result.trace is not None:
             traces.append(result.trace)
+    for note in notes:
+        print(f"mimviewer: {note}", file=sys.stderr)
     prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
     if not inputs.batched:
         prediction = prediction[0]
