@@ -206,7 +206,7 @@ def format_table(rows: list[dict]) -> str:
         "| ours bf16 ms | bf16 / reference | bf16 max abs diff "
         "| probes / reference | fast + probes ms | fast + probes / reference | fast max abs diff "
         "| cuda graph + probes ms |",
-        "| --- | --- |" + " ---: |" * 15,
+        "| --- | --- |" + " ---: |" * 14,
     ]
     for r in rows:
         ref = r.get("reference")

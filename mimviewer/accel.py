@@ -88,6 +88,13 @@ def device_memory_errors(what: str, device: torch.device, hint: str = "") -> Ite
         ) from None
 
 
+def no_autograd(amp: bool):
+    """``inference_mode``, except under bf16 autocast: there ``no_grad``, because autocast caches
+    the bf16 copy of each weight only outside inference mode (measured: without the cache every
+    convolution re-casts its weight, 13% of a bf16 MIM 4x128 rollout on a CPU). Same values."""
+    return torch.no_grad() if amp else torch.inference_mode()
+
+
 def autocast(device: torch.device, amp: bool, *, cache: bool = True):
     """bf16 autocast when ``amp`` (the weight-cast cache must be off inside a CUDA graph capture)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=cache) if amp else nullcontext()

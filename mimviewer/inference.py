@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mimviewer.accel import autocast, bf16_supported, captured_rollout, cuda_graph_note
+from mimviewer.accel import autocast, bf16_supported, captured_rollout, cuda_graph_note, no_autograd
 from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.memory import RAW_BUDGET_BYTES, check_raw_budget
 from mimviewer.nets.base import RecurrentModel
@@ -136,7 +136,7 @@ def iter_rollout(
         check_raw_budget(model, recorder.spec, x.shape[0], pre, aft, raw_budget)
     b, _, c, h, w = x.shape
     outputs = torch.empty((b, steps, c, h, w), device=device, dtype=torch.float32)  # filled step by step
-    with torch.inference_mode(), autocast(device, amp):
+    with no_autograd(amp), autocast(device, amp):
         kwargs = {"probe": recorder} if recorder is not None else {}
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             outputs[:, t] = frame  # float32, as frame.float() would give
