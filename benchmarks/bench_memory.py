@@ -51,7 +51,7 @@ def main() -> int:
     print(f"reduced trace {reduced / 1e6:.2f} MB: goal < 10 MB {verdict}")
     e3d = create_model("e3d_lstm", **ISSUE)
     sizes = estimate(e3d, ProbeSpec(keep_raw=True), 1, 10, 11)
-    history = e3d.history_capacity() * sum(e3d.config.num_hidden) * 4
+    history = e3d.history_capacity(20) * sum(e3d.config.num_hidden) * 4
     print(
         f"E3D-LSTM 4x128, 20 steps, raw kept: raw {sizes.raw / 2**20:.0f} MiB + state "
         f"{sizes.state / 2**20:.0f} MiB (recall history {history / 2**20:.0f} MiB) "

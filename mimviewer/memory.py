@@ -8,12 +8,17 @@ the rollout starts, together with the rollout's own state, which for E3D-LSTM in
 recall history (every past C of every layer) that grows with the number of steps.
 
 Sizes come from a shape-only run of the same architecture on torch's ``meta`` device: no
-arithmetic, no memory, exact shapes for every quantity of every layer and step.
+arithmetic, no memory, exact shapes for every quantity of every layer and step. Its shape
+functions are Python, about a second for a 4-layer model, so the budget check first tries a
+generous bound that needs no run (every quantity at the widest layer's channels, E3D-LSTM's
+clip frames folded in, its recall history at full capacity) and sizes exactly only when the
+bound does not fit; exact sizes are cached per config, probes, batch and steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -72,10 +77,30 @@ class MemoryEstimate:
 
 
 def estimate(model: torch.nn.Module, spec: ProbeSpec, batch: int, pre: int, aft: int) -> MemoryEstimate:
-    """Sizes from a shape-only rollout of the same architecture on the meta device."""
-    from mimviewer.nets import create_model
+    """Sizes from a shape-only rollout of the same architecture on the meta device (cached)."""
+    return _estimate(model.config.to_json(), spec, batch, pre, aft)
 
+
+def upper_bound(model: torch.nn.Module, spec: ProbeSpec, batch: int, pre: int, aft: int) -> int:
+    """Bytes that raw tensors plus state cannot exceed, from the config alone (no run): every
+    quantity every step at the widest layer, x the clip length for E3D-LSTM, plus 16 state
+    tensors per layer and the recall history at capacity."""
     cfg = model.config
+    clip = getattr(model, "window_length", 1)
+    cells = cfg.grid_height * cfg.grid_width
+    per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
+    widest = max(max(cfg.num_hidden), cfg.patch_channels) * clip * cells * 4 * batch
+    capacity = getattr(model, "history_capacity", lambda steps: 0)(pre + aft - 1)
+    history = capacity * sum(cfg.num_hidden) * 4 * batch
+    return (pre + aft - 1) * per_step * widest + 16 * cfg.num_layers * widest + history
+
+
+@lru_cache(maxsize=32)
+def _estimate(config_json: str, spec: ProbeSpec, batch: int, pre: int, aft: int) -> MemoryEstimate:
+    from mimviewer.nets import create_model
+    from mimviewer.nets.config import ModelConfig
+
+    cfg = ModelConfig.from_json(config_json)
     with torch.device("meta"):
         twin = create_model(cfg)
     last: list[Any] = [None]
@@ -96,11 +121,9 @@ def estimate(model: torch.nn.Module, spec: ProbeSpec, batch: int, pre: int, aft:
         4 * batch * steps * (len(MAP_REDUCTIONS) * probe.spatial[k] + len(STAT_NAMES)) for k in probe.elements
     )
     raw = sum(4 * batch * n for n in probe.elements.values())
-    owners = {
-        id(t): t for t in _tensors(last[0]) if t._base is None
-    }  # views (E3D's keys) are in their buffer
-    owners.update({id(t._base): t._base for t in _tensors(last[0]) if t._base is not None})
-    state = sum(t.numel() * t.element_size() for t in owners.values())
+    # one count per storage: E3D's recall keys are views of their buffer
+    storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in _tensors(last[0])}
+    state = sum(storages.values())
     return MemoryEstimate(reduced=reduced, raw=raw, state=state)
 
 
@@ -108,7 +131,7 @@ def check_raw_budget(
     model: torch.nn.Module, spec: ProbeSpec, batch: int, pre: int, aft: int, budget: int | None
 ) -> MemoryEstimate | None:
     """Raise :class:`MemoryBudgetError` when kept raw tensors plus the state exceed ``budget`` bytes."""
-    if not spec.keep_raw or budget is None:
+    if not spec.keep_raw or budget is None or upper_bound(model, spec, batch, pre, aft) <= budget:
         return None
     sizes = estimate(model, spec, batch, pre, aft)
     if sizes.raw_and_state > budget:
@@ -121,3 +144,10 @@ def check_raw_budget(
             f"steps, or keep reductions only"
         )
     return sizes
+
+
+def fits_budget(model: torch.nn.Module, spec: ProbeSpec, batch: int, pre: int, aft: int, budget: int) -> bool:
+    """Whether kept raw tensors plus the state fit ``budget`` (the bound first, exact sizes if needed)."""
+    if upper_bound(model, spec, batch, pre, aft) <= budget:
+        return True
+    return estimate(model, spec, batch, pre, aft).raw_and_state <= budget

@@ -18,6 +18,7 @@ internals of that step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import torch
 from mimviewer.data import colors
 from mimviewer.errors import DataError, MimviewerError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, ProbeSpec, Trace, key, split_key
 
@@ -41,8 +43,6 @@ REDUCTIONS: dict[str, str] = {
 }
 # Quantities shown first when a model has them (the ones DESIGN.md's window lists).
 PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C", "M", "H")
-# Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
-RAW_BUDGET_BYTES = 256 * 2**20
 RADAR_UNITS = ("dBZ", "mm/h")
 MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
 
@@ -367,10 +367,11 @@ class Session:
         self.run_id += 1
 
     def probe_spec(self, model: RecurrentModel) -> ProbeSpec:
-        cfg = model.config
-        per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
-        size = self.steps * per_step * max(cfg.num_hidden) * cfg.grid_height * cfg.grid_width * 4
-        return ProbeSpec(lo=self._lo, hi=self._hi, channel=self._channel, keep_raw=size <= RAW_BUDGET_BYTES)
+        """Every probe; raw tensors kept too when they and the rollout state fit the budget
+        (sized by mimviewer.memory, which counts E3D-LSTM's recall history)."""
+        spec = ProbeSpec(lo=self._lo, hi=self._hi, channel=self._channel, keep_raw=True)
+        fits = fits_budget(model, spec, 1, self.pre, self.aft, RAW_BUDGET_BYTES)
+        return dataclasses.replace(spec, keep_raw=fits)
 
     def inference(
         self, run: int, *, device: str = "auto", amp: bool = False

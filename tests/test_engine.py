@@ -11,7 +11,7 @@ from mimviewer import accel
 from mimviewer.checkpoints import save_checkpoint
 from mimviewer.cli import main
 from mimviewer.inference import rollout
-from mimviewer.memory import MemoryBudgetError, estimate
+from mimviewer.memory import MemoryBudgetError, estimate, upper_bound
 from mimviewer.nets import create_model, list_models
 from mimviewer.nets.base import patchify
 from mimviewer.trace import NO_PROBE, ProbeSpec
@@ -52,22 +52,33 @@ def test_e3d_recall_buffer_gives_the_bits_of_concatenated_keys(options, batch, p
 
 
 def test_e3d_writes_its_recall_keys_in_place_at_inference():
+    """One buffer per layer, sized for the configured 5 steps; stepped further by hand it grows
+    once (doubling) and the keys stay the concatenation of every past C, bit for bit."""
     model = create_model("e3d_lstm", **TINY).eval()
-    xs = patchify(torch.rand(2, 6, 1, 16, 16), 2)
-    with torch.no_grad():
-        state = model.init_state(2, xs)
-        storage = []
-        for t in range(5):
-            _, state = model.step(xs[:, t], state, NO_PROBE)
-            storage.append([buffer.data_ptr() for buffer in state.buffers])
-            for keys, buffer in zip(state.history, state.buffers, strict=True):
-                assert keys.data_ptr() == buffer.data_ptr()  # the keys are a view of the buffer
-                assert keys.shape[1] == (t + 1) * model.window_length * 8 * 8
-    assert all(ptrs == storage[0] for ptrs in storage)  # one buffer per layer for the whole rollout
-    with torch.enable_grad():
-        state = model.init_state(2, xs)
-        _, state = model.step(xs[:, 0], state, NO_PROBE)
-        assert state.buffers == [None, None]  # training: concatenated keys, nothing written in place
+    xs = patchify(torch.rand(2, 8, 1, 16, 16), 2)
+
+    def run(grad: bool) -> tuple[list[torch.Tensor], list[list[int]]]:
+        outputs, storage = [], []
+        with torch.set_grad_enabled(grad):
+            state = model.init_state(2, xs)
+            for t in range(8):
+                y, state = model.step(xs[:, t], state, NO_PROBE)
+                outputs.append(y.detach())
+                if not grad:
+                    storage.append([buffer.data_ptr() for buffer in state.buffers])
+                    for keys, buffer in zip(state.history, state.buffers, strict=True):
+                        assert keys.data_ptr() == buffer.data_ptr()  # the keys are a view of the buffer
+                        assert keys.shape[1] == (t + 1) * model.window_length * 8 * 8
+                else:
+                    assert state.buffers == [None, None]  # training: concatenated, nothing in place
+        return outputs, storage
+
+    buffered, storage = run(grad=False)
+    assert all(ptrs == storage[0] for ptrs in storage[:5])  # one buffer for the configured rollout
+    assert all(ptrs == storage[5] for ptrs in storage[5:]) and storage[5] != storage[0]  # grown once
+    concatenated, _ = run(grad=True)
+    for a, b in zip(buffered, concatenated, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_cuda_graph_falls_back_with_one_line_where_there_is_no_cuda(tmp_path, capsys):
@@ -129,6 +140,7 @@ def test_the_memory_estimate_is_what_a_rollout_keeps(arch):
     assert sizes.raw == sum(v.nbytes for v in trace.raw.values())
     assert sizes.reduced == sum(trace.maps[k].nbytes + trace.stats[k].nbytes for k in trace.maps)
     assert sizes.state > 0
+    assert upper_bound(model, spec, 2, 3, 3) >= sizes.raw_and_state  # the no-run bound is a bound
 
 
 def test_kept_raw_tensors_over_budget_stop_before_the_first_step():
@@ -148,7 +160,7 @@ def test_the_budget_counts_e3d_recall_history():
     model = create_model("e3d_lstm", **TINY)
     spec = ProbeSpec(keep_raw=True)
     sizes = estimate(model, spec, 1, 3, 3)
-    window = model.history_capacity() * sum(model.config.num_hidden) * 4
+    window = model.history_capacity(5) * sum(model.config.num_hidden) * 4
     assert sizes.state >= window
     with pytest.raises(MemoryBudgetError, match="E3D-LSTM's recall history"):
         rollout(model, torch.rand(1, 3, 1, 16, 16), 3, 3, probes=spec, raw_budget=sizes.raw + window // 2)

@@ -34,7 +34,8 @@ Probes record clips with the window folded into channels, ``(B, nh*L, H', W')``,
 maps are ordinary 2-D heatmaps (mean over channels and window frames).
 
 Memory for speed: at inference (autograd off) the recall keys live in one preallocated
-buffer per layer, sized for the configured rollout (doubled if a rollout runs longer), and
+buffer per layer, sized for the rollout's steps (``init_rollout_state``; grown if stepped
+further by hand), and
 each rebuild step writes its clip's rows into it in place; the input clip is stacked into
 its buffer in place too. No step concatenates, and the same buffers serve the whole rollout
 (what a CUDA graph needs). With autograd on (training) the keys are concatenated as before,
@@ -208,6 +209,7 @@ class E3DState(NamedTuple):
     history: list[torch.Tensor | None]  # recall keys per layer: [C_0 .. C_(t-1)] as (B, K, nh)
     memory: list[torch.Tensor]  # global memory M given to each layer (stays zero, see module doc)
     buffers: list[torch.Tensor | None]  # per layer, the preallocated storage of history (inference)
+    capacity: int = 0  # recall rows each buffer is allocated for (0: the configured rollout's)
 
 
 @register_model(
@@ -250,10 +252,15 @@ class E3DLSTM(RecurrentModel):
             buffers=[None] * cfg.num_layers,
         )
 
-    def history_capacity(self) -> int:
-        """Recall rows per layer for a rollout of the configured length: one clip per rebuild step."""
+    def init_rollout_state(self, batch: int, like: torch.Tensor, steps: int) -> E3DState:
+        return self.init_state(batch, like)._replace(capacity=self.history_capacity(steps))
+
+    def history_capacity(self, steps: int | None = None) -> int:
+        """Recall rows per layer for a rollout of ``steps`` (default: the configured) steps: one
+        clip per rebuild step."""
         cfg = self.config
-        clips = math.ceil((cfg.pre + cfg.aft - 1) / self.rebuild_every)
+        steps = cfg.pre + cfg.aft - 1 if steps is None else steps
+        clips = math.ceil(steps / self.rebuild_every)
         return clips * self.window_length * cfg.grid_height * cfg.grid_width
 
     def step(self, x: torch.Tensor, state: E3DState, probe: Probe) -> tuple[torch.Tensor, E3DState]:
@@ -272,7 +279,10 @@ class E3DLSTM(RecurrentModel):
             h, c = state.layers[layer]
             # C_(t-1) joins the recall keys
             past, buffer = append_history(
-                state.history[layer], state.buffers[layer], as_history_rows(c), self.history_capacity()
+                state.history[layer],
+                state.buffers[layer],
+                as_history_rows(c),
+                state.capacity or self.history_capacity(),
             )
             h, c = cell(inputs, h, c, state.memory[layer], past, probe, layer)
             layers.append((h, c))
@@ -280,4 +290,6 @@ class E3DLSTM(RecurrentModel):
             buffers.append(buffer)
             inputs = h
         y = self.conv_last(inputs).squeeze(2)  # (B, p*p*C, H', W')
-        return y, E3DState(state.t + 1, recent, window, layers, history, state.memory, buffers)
+        return y, E3DState(
+            state.t + 1, recent, window, layers, history, state.memory, buffers, state.capacity
+        )
