@@ -22,11 +22,9 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -91,9 +89,12 @@ def generator_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def open_dataset(spec: str, *, channels: int, size: tuple[int, int], length: int, seed: int = 0) -> Dataset:
+def open_dataset(
+    spec: str, *, channels: int, size: tuple[int, int], length: int, seed: int = 0, fit: str = "resize"
+) -> Dataset:
     """``spec``: a file or folder (any reader's input; arrays with an N axis give N sequences;
-    a folder that is no sequence itself gives one per entry), or ``digits:COUNT`` / ``storms:COUNT``."""
+    a folder that is no sequence itself gives one per entry), or ``digits:COUNT`` / ``storms:COUNT``.
+    Frames of another size or channel count are fitted as everywhere (:func:`mimviewer.data.adapt`)."""
     match = re.fullmatch(r"(digits|storms):(\d+)", spec)
     if match and not Path(spec).exists():
         kind, count = match.group(1), int(match.group(2))
@@ -120,38 +121,33 @@ def open_dataset(spec: str, *, channels: int, size: tuple[int, int], length: int
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
-    sources = _sequence_sources(path, channels)
+    sources = _sequence_sources(path)
     identity = _file_identity(path)
 
     def read(index: int) -> np.ndarray:
-        from mimviewer.data import open_sequence
+        from mimviewer.data import adapt, open_sequence
 
         source, options = sources[index]
-        sequence = open_sequence(source, channels=channels, **options)
-        if tuple(sequence.meta.frame_size) != tuple(size):
-            raise ShapeError(
-                f"{source}: frames are {sequence.meta.frame_size[0]}x{sequence.meta.frame_size[1]}, "
-                f"the checkpoint expects {size[0]}x{size[1]}"
-            )
+        sequence = open_sequence(source, **options)
         if len(sequence) < length:
             where = f" (sequence {options['sequence']})" if "sequence" in options else ""
             raise ShapeError(f"{source}{where}: {len(sequence)} frames, the sweep needs {length}")
-        return sequence.frames(0, length)
+        return adapt(sequence, (channels, *size), fit=fit, stop=length)[1]
 
     return Dataset(str(path), len(sources), identity, read)
 
 
-def _sequence_sources(path: Path, channels: int) -> list[tuple[Path, dict[str, int]]]:
+def _sequence_sources(path: Path) -> list[tuple[Path, dict[str, int]]]:
     """(file, open_sequence options) of every sequence under ``path``."""
     from mimviewer.data import open_sequence
 
     try:
-        first = open_sequence(path, channels=channels)
+        first = open_sequence(path)
     except DataError:
         if not path.is_dir():
             raise
         entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-        sources = [s for entry in entries for s in _sequence_sources(entry, channels)]
+        sources = [s for entry in entries for s in _sequence_sources(entry)]
         if not sources:
             raise DataError(f"{path}: no sequences in this folder") from None
         return sources
@@ -256,20 +252,12 @@ def parts_dir(output: Path) -> Path:
     return output.with_name(output.name + ".parts")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file beside ``path``, then rename: a kill leaves the old state or the new."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _write_atomic(path: Path, write: Callable[[Path], None], inputs: Iterable[Any] = ()) -> None:
+    """Through :func:`mimviewer.atomic.atomic_path`: a kill leaves the old state or the new."""
+    from mimviewer.atomic import atomic_path
+
+    with atomic_path(path, inputs) as tmp:
+        write(tmp)
 
 
 def prepare_parts(output: Path, manifest: dict[str, Any]) -> str | None:
@@ -375,7 +363,12 @@ def sweep(
 
 
 def manifest(
-    dataset: Dataset, checkpoint_identity: dict[str, Any], options: SweepOptions, pre: int, aft: int
+    dataset: Dataset,
+    checkpoint_identity: dict[str, Any],
+    options: SweepOptions,
+    pre: int,
+    aft: int,
+    fit: str = "resize",
 ) -> dict[str, Any]:
     """What must match for finished chunks to be reused."""
     return {
@@ -390,6 +383,7 @@ def manifest(
         "hi": options.hi,
         "eps": options.eps,
         "fast": options.fast,
+        "fit": fit,
     }
 
 
@@ -406,7 +400,9 @@ def assemble(chunks: Iterable[dict[int, list[dict[str, Any]]]]) -> list[dict[str
     return [row for chunk in sorted(merged) for row in merged[chunk]]
 
 
-def write_table(path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any]) -> None:
+def write_table(
+    path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any], inputs: Iterable[Any] = ()
+) -> None:
     """CSV (floats written exactly, ``repr``) or Parquet (pyarrow), atomically; columns in row order."""
     if not rows:
         raise DataError(f"{path}: nothing to write (no sequences)")
@@ -423,7 +419,7 @@ def write_table(path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any]
                         [repr(v) if isinstance(v, float) else v for v in (row[c] for c in columns)]
                     )
 
-        _write_atomic(path, write_csv)
+        _write_atomic(path, write_csv, inputs)
     elif suffix == ".parquet":
         try:
             import pyarrow as pa
@@ -444,7 +440,7 @@ def write_table(path: Path, rows: list[dict[str, Any]], metadata: dict[str, Any]
         table = pa.table(arrays).replace_schema_metadata(
             {"mimviewer.sweep": json.dumps(metadata, sort_keys=True)}
         )
-        _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+        _write_atomic(path, lambda tmp: pq.write_table(table, tmp), inputs)
     else:
         raise DataError(f"{path}: results are written as {' or '.join(OUTPUT_SUFFIXES)}")
 

@@ -227,3 +227,17 @@ def test_study_reads_a_sweep_table(tmp_path):
     assert (figures / "mim_test_saturation.png").stat().st_size > 1000
     assert (figures / "mim_test_stillness.png").is_file()
     assert "L0 f" in (figures / "saturation_tables.md").read_text()
+
+
+def test_frames_of_another_size_are_fitted_as_everywhere(tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path)
+    data = tmp_path / "big.npy"
+    np.save(data, np.random.default_rng(1).random((2, 8, 1, 24, 20), dtype=np.float32))
+    assert main(["sweep", str(ckpt), str(data), "-o", str(tmp_path / "pad.csv"), "--fit", "pad"]) == 2
+    assert "cannot pad 24x20 frames to 16x16" in capsys.readouterr().err
+    for fit in ("resize", "crop"):
+        out = tmp_path / f"{fit}.csv"
+        assert main(["sweep", str(ckpt), str(data), "-o", str(out), "--fit", fit, "--quiet"]) == 0
+        assert list(sweep.read_table(out)["sequence"]) == [0, 1]
+    resized, cropped = sweep.read_table(tmp_path / "resize.csv"), sweep.read_table(tmp_path / "crop.csv")
+    assert not np.array_equal(resized["mse"], cropped["mse"])

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mimviewer.commands.predict import add_config_flags
+    from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
         "sweep",
@@ -46,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fast", action="store_true", help="bf16 autocast where the device has bf16")
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls/convolutions (CUDA Ampere+)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    add_fit_flag(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
@@ -110,10 +111,11 @@ def _sweep(args: argparse.Namespace, device: torch.device, rank: int, world: int
         size=(cfg.height, cfg.width),
         length=cfg.pre + cfg.aft,
         seed=args.seed,
+        fit=args.fit,
     )
     options = sweep.SweepOptions(args.batch_size, args.lo, args.hi, args.eps, fast)
     identity = sweep.checkpoint_identity(Path(args.checkpoint))
-    manifest = sweep.manifest(dataset, identity, options, cfg.pre, cfg.aft)
+    manifest = sweep.manifest(dataset, identity, options, cfg.pre, cfg.aft, args.fit)
     problem = [sweep.prepare_parts(args.output, manifest) if rank == 0 else None]
     if world > 1:
         dist.broadcast_object_list(problem, src=0)  # every rank stops on rank 0's objection
@@ -146,7 +148,7 @@ def _sweep(args: argparse.Namespace, device: torch.device, rank: int, world: int
         parts = gathered or []
     if rank == 0:
         rows = sweep.assemble(parts)
-        sweep.write_table(args.output, rows, manifest)
+        sweep.write_table(args.output, rows, manifest, inputs=(args.checkpoint, args.data))
         sweep.remove_parts(args.output)
         print(
             f"wrote {args.output}: {len(rows)} sequences x {len(rows[0])} columns "
