@@ -140,9 +140,16 @@ def out_of_memory(device: torch.device, bench: BenchConfig, model) -> bool:
     if device.type != "cuda":
         print("  skipped: needs a CUDA device")
         return True
-    total = torch.cuda.get_device_properties(device).total_memory
-    fraction = max(0.002, 256 * 2**20 / total)  # about 256 MiB of the GPU
+    import gc
+
+    from mimviewer import accel
+
+    accel._captured.clear()  # the CUDA graphs captured above hold their memory pools
+    gc.collect()
     torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory
+    # what this process holds now plus 384 MiB: room for the checkpoint, not for 512 sequences
+    fraction = min(1.0, (torch.cuda.memory_reserved(device) + 384 * 2**20) / total)
     torch.cuda.set_per_process_memory_fraction(fraction, device)
     ok = False
     try:
