@@ -14,7 +14,7 @@ from mimviewer.inference import rollout
 from mimviewer.memory import MemoryBudgetError, estimate, upper_bound
 from mimviewer.nets import create_model, list_models
 from mimviewer.nets.base import patchify
-from mimviewer.trace import NO_PROBE, ProbeSpec
+from mimviewer.trace import NO_PROBE, ProbeSpec, TraceRecorder
 
 TINY = dict(num_hidden=(6, 6), patch_size=2, height=16, width=16, filter_size=3, pre=3, aft=3)
 
@@ -180,3 +180,42 @@ def test_reduced_trace_of_a_20_step_4x128_mim_stays_under_10_mb():
     assert len(trace.maps) == quantities
     assert size == estimate(model, ProbeSpec(), 1, 10, 11).reduced
     assert size < 10e6, f"reduced trace is {size / 1e6:.2f} MB"
+
+
+HOST_SYNCS = frozenset(
+    {"item", "__bool__", "__float__", "__int__", "__index__", "tolist", "numpy", "cpu"}
+    | {"nonzero", "unique", "masked_select", "__format__", "__repr__"}
+)
+
+
+class _HostSyncSpy(torch.overrides.TorchFunctionMode):
+    """Notes every tensor call that reads values on the host or makes a data-dependent shape:
+    on a GPU each one waits for the device, and none may happen inside a CUDA graph capture."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += 1
+        name = getattr(func, "__name__", str(func))
+        if name in HOST_SYNCS:
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_the_step_loop_with_every_probe_never_waits_for_the_device(arch):
+    """What lets a whole rollout with probes be captured as one CUDA graph, checked on the CPU:
+    no host synchronisation or data-dependent shape in any step of any architecture."""
+    model = create_model(arch, **TINY).eval()
+    frames = torch.rand(2, 3, 1, 16, 16)
+    recorder = TraceRecorder(ProbeSpec(), 5)
+    with torch.inference_mode(), _HostSyncSpy() as spy:
+        outputs = list(model.generate(frames, 3, 3, probe=recorder))
+    assert spy.seen == [] and spy.calls > 100  # the spy saw the rollout, and no host sync in it
+    with _HostSyncSpy() as spy:
+        torch.ones(2).sum().item()  # the spy does see one
+    assert spy.seen == ["item"]
+    assert {tuple(y.shape) for y in outputs} == {(2, 1, 16, 16)}  # one shape for every step
