@@ -17,7 +17,7 @@ bound does not fit; exact sizes are cached per config, probes, batch and steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -43,6 +43,11 @@ class _ShapeProbe(Probe):
         self.spec = spec
         self.elements: dict[str, int] = {}  # key -> elements per sequence, summed over steps
         self.spatial: dict[str, int] = {}  # key -> H'*W' (or units) of one map
+        self.steps: dict[str, set[int]] = {}  # key -> the steps that record it
+        self.t = 0
+
+    def begin_step(self, t: int) -> None:
+        self.t = t
 
     def record(self, layer: int, name: str, value: torch.Tensor) -> None:
         names = [name, "dH"] if name == "H" else [name]
@@ -51,6 +56,7 @@ class _ShapeProbe(Probe):
                 k = key(layer, recorded)
                 self.elements[k] = self.elements.get(k, 0) + value[0].numel()
                 self.spatial[k] = value[0, 0].numel()
+                self.steps.setdefault(k, set()).add(self.t)
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
@@ -70,6 +76,8 @@ class MemoryEstimate:
     reduced: int  # the Trace's maps and stats
     raw: int  # every recorded tensor, if kept
     state: int  # the recurrent state at the end (E3D-LSTM: including the recall history)
+    # key -> steps that record it (MIM-N has no step 0; E3D-LSTM rests between window rebuilds)
+    recorded_steps: dict[str, frozenset[int]] = field(default_factory=dict)
 
     @property
     def raw_and_state(self) -> int:
@@ -124,7 +132,8 @@ def _estimate(config_json: str, spec: ProbeSpec, batch: int, pre: int, aft: int)
     # one count per storage: E3D's recall keys are views of their buffer
     storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in _tensors(last[0])}
     state = sum(storages.values())
-    return MemoryEstimate(reduced=reduced, raw=raw, state=state)
+    recorded = {k: frozenset(steps) for k, steps in probe.steps.items()}
+    return MemoryEstimate(reduced=reduced, raw=raw, state=state, recorded_steps=recorded)
 
 
 def check_raw_budget(

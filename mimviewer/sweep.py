@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from mimviewer.errors import DataError, MimviewerError, ShapeError
-from mimviewer.trace import ProbeSpec, Trace, TraceRecorder, split_key
+from mimviewer.trace import ProbeSpec, Trace, split_key
 
 FORMAT = "mimviewer-sweep/1"  # bump when the columns' meaning changes (old parts are then refused)
 GATE_SUFFIXES = frozenset({"i", "f", "o", "i'", "f'", "r", "u"})  # sigmoid gates, values in [0, 1]
@@ -160,21 +160,6 @@ def _sequence_sources(path: Path) -> list[tuple[Path, dict[str, int]]]:
 
 
 # -- statistics of one batch ---------------------------------------------------------------
-class StepTrackingRecorder(TraceRecorder):
-    """A TraceRecorder that also notes which steps recorded each key (MIM-N has no step 0,
-    E3D-LSTM rests between window rebuilds): those steps are NaN in the table, never 0."""
-
-    def __init__(self, spec: ProbeSpec, steps: int):
-        super().__init__(spec, steps)
-        self.recorded: dict[str, set[int]] = {}
-
-    def record(self, layer: int, name: str, value: torch.Tensor) -> None:
-        for recorded in (name, "dH") if name == "H" else (name,):
-            if self.spec.wants(layer, recorded):
-                self.recorded.setdefault(f"{layer}/{recorded}", set()).add(self.t)
-        super().record(layer, name, value)
-
-
 def probe_spec(model: torch.nn.Module, lo: float, hi: float, eps: float) -> ProbeSpec:
     """Every gate of every layer, plus dH."""
     names = {q for layer in range(model.config.num_layers) for q in model.quantities(layer) if is_gate(q)}
@@ -187,7 +172,7 @@ def _steps_mean(values: np.ndarray, steps: slice) -> float:
     return float(part.mean()) if part.size else float("nan")
 
 
-def gate_columns(trace: Trace, recorded: dict[str, set[int]], index: int) -> dict[str, float]:
+def gate_columns(trace: Trace, recorded: dict[str, frozenset[int]], index: int) -> dict[str, float]:
     """Columns of sequence ``index`` of the batch: ``"{layer}/{gate}/{stat}/{context|prediction|tNN}"``."""
     steps = trace.steps
     context, horizon = slice(0, trace.pre - 1), slice(trace.pre - 1, None)
@@ -215,6 +200,7 @@ class SweepOptions:
     hi: float = 0.9
     eps: float = 1e-3
     fast: bool = False  # bf16 autocast (inference.rollout's amp)
+    cuda_graph: bool = False  # replay each batch shape's rollout as one CUDA graph
 
 
 class Progress:
@@ -302,19 +288,32 @@ def run_chunk(
     options: SweepOptions,
     device: torch.device,
     identity: dict[str, Any],
+    notes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Roll one batch out with every gate probe and return its rows."""
+    """Roll one batch out with every gate probe and return its rows (speed notes go to ``notes``)."""
     from mimviewer.inference import rollout
+    from mimviewer.memory import estimate
     from mimviewer.metrics import frame_metrics, summary
 
     cfg = loaded.config
     pre, aft = cfg.pre, cfg.aft
     frames = np.stack([dataset.read(i) for i in indices])  # (n, pre+aft, C, H, W)
     spec = probe_spec(loaded.model, options.lo, options.hi, options.eps)
-    recorder = StepTrackingRecorder(spec, pre + aft - 1)
+    # which steps record what: from a shape-only run (cached), so that a step a module skips
+    # (MIM-N at step 0, E3D-LSTM between rebuilds) is NaN, never 0
+    recorded = estimate(loaded.model, spec, 1, pre, aft).recorded_steps
     result = rollout(
-        loaded.model, frames[:, :pre], pre, aft, recorder=recorder, device=device, amp=options.fast
+        loaded.model,
+        frames[:, :pre],
+        pre,
+        aft,
+        probes=spec,
+        device=device,
+        amp=options.fast,
+        cuda_graph=options.cuda_graph,
     )
+    if notes is not None:
+        notes.extend(note for note in result.notes if note not in notes)
     units = cfg.units if cfg.units in ("dBZ", "mm/h") else "intensity"
     rows = []
     for k, index in enumerate(indices):
@@ -322,7 +321,7 @@ def run_chunk(
         metrics = {name: value for name, value in scores.items() if name not in ("mae_frame",)}
         row = {"sequence": index, **identity, "pre": pre, "aft": aft}
         row.update({"lo": options.lo, "hi": options.hi, "eps": options.eps, **metrics})
-        row.update(gate_columns(result.trace, recorder.recorded, k))
+        row.update(gate_columns(result.trace, recorded, k))
         rows.append(row)
     return rows
 
@@ -342,6 +341,7 @@ def sweep(
     rank: int = 0,
     world: int = 1,
     progress: Progress | None = None,
+    notes: list[str] | None = None,
 ) -> dict[int, list[dict[str, Any]]]:
     """This rank's chunks (chunk c belongs to rank c mod world): read from OUT.parts/ when done
     before, else computed and written there. Returns chunk index -> rows."""
@@ -353,7 +353,7 @@ def sweep(
         rows = read_chunk(output, chunk)
         computed = rows is None
         if rows is None:
-            rows = run_chunk(loaded, dataset, indices, options, device, identity)
+            rows = run_chunk(loaded, dataset, indices, options, device, identity, notes)
             text = json.dumps({"first": indices.start, "rows": rows}, allow_nan=True)
             _write_atomic(chunk_path(output, chunk), lambda tmp, text=text: tmp.write_text(text))
         mine[chunk] = rows

@@ -241,3 +241,15 @@ def test_frames_of_another_size_are_fitted_as_everywhere(tmp_path, capsys):
         assert list(sweep.read_table(out)["sequence"]) == [0, 1]
     resized, cropped = sweep.read_table(tmp_path / "resize.csv"), sweep.read_table(tmp_path / "crop.csv")
     assert not np.array_equal(resized["mse"], cropped["mse"])
+
+
+def test_cuda_graph_falls_back_with_one_line_where_there_is_no_cuda(tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path)
+    plain, graphed = tmp_path / "plain.csv", tmp_path / "graphed.csv"
+    assert main(["sweep", str(ckpt), "digits:3", "-o", str(plain), "--quiet", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    args = ["sweep", str(ckpt), "digits:3", "-o", str(graphed), "--quiet", "--device", "cpu", "--cuda-graph"]
+    assert main(args) == 0
+    note = "mimviewer: cuda graph off: no CUDA device (cpu); running eagerly"
+    assert capsys.readouterr().err.strip() == note
+    assert graphed.read_bytes() == plain.read_bytes()

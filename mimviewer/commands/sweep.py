@@ -45,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eps", type=float, default=1e-3, help="|dH| below eps counts as still")
     parser.add_argument("--fast", action="store_true", help="bf16 autocast where the device has bf16")
     parser.add_argument("--tf32", action="store_true", help="TF32 matmuls/convolutions (CUDA Ampere+)")
+    parser.add_argument(
+        "--cuda-graph", action="store_true", help="replay each batch's rollout with probes as one CUDA graph"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     add_fit_flag(parser)
     add_config_flags(parser)
@@ -113,7 +116,7 @@ def _sweep(args: argparse.Namespace, device: torch.device, rank: int, world: int
         seed=args.seed,
         fit=args.fit,
     )
-    options = sweep.SweepOptions(args.batch_size, args.lo, args.hi, args.eps, fast)
+    options = sweep.SweepOptions(args.batch_size, args.lo, args.hi, args.eps, fast, args.cuda_graph)
     identity = sweep.checkpoint_identity(Path(args.checkpoint))
     manifest = sweep.manifest(dataset, identity, options, cfg.pre, cfg.aft, args.fit)
     problem = [sweep.prepare_parts(args.output, manifest) if rank == 0 else None]
@@ -129,6 +132,7 @@ def _sweep(args: argparse.Namespace, device: torch.device, rank: int, world: int
         say(f"resuming: {done_before} chunk(s) already done in {sweep.parts_dir(args.output)}")
     label = f"sweep {Path(dataset.name).name}" + (f" ({world} ranks)" if world > 1 else "")
     progress = sweep.Progress(dataset.count, label) if rank == 0 and not args.quiet else None
+    notes: list[str] = []
     with device_memory_errors(f"sweep of {args.checkpoint}", device, "try a smaller --batch-size"):
         mine = sweep.sweep(
             loaded,
@@ -140,7 +144,10 @@ def _sweep(args: argparse.Namespace, device: torch.device, rank: int, world: int
             rank=rank,
             world=world,
             progress=progress,
+            notes=notes,
         )
+    for note in notes:
+        say(note)
     parts = [mine]
     if world > 1:
         gathered = [None] * world if rank == 0 else None
