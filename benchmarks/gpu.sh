@@ -38,13 +38,13 @@ timeout 900 "$PYTHON" benchmarks/bench_gpu.py --openstl "$OPENSTL_DIR" | tee "$O
 echo "== 2. sweep over a generated test set on the GPU"
 CKPT=models/mim_digits.safetensors
 start=$(date +%s%N)
-timeout 600 "$PYTHON" -m mimviewer sweep "$CKPT" digits:256 -o "$OUT/sweep_1gpu.parquet" --batch-size 64 \
+timeout 600 "$PYTHON" -m mimviewer sweep "$CKPT" digits:256 -o "$OUT/sweep_1gpu.parquet" --batch-size 64 --cuda-graph \
     --device cuda --quiet || status=$?
 echo "one process: $(( ($(date +%s%N) - start) / 1000000 )) ms for 256 sequences (incl. start-up)"
 if [ "$gpus" -ge 2 ]; then
     start=$(date +%s%N)
     timeout 600 "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$gpus" -m mimviewer sweep \
-        "$CKPT" digits:256 -o "$OUT/sweep_${gpus}gpu.parquet" --batch-size 64 --device cuda --quiet || status=$?
+        "$CKPT" digits:256 -o "$OUT/sweep_${gpus}gpu.parquet" --batch-size 64 --device cuda --cuda-graph --quiet || status=$?
     echo "$gpus ranks (NCCL): $(( ($(date +%s%N) - start) / 1000000 )) ms for 256 sequences (incl. start-up)"
     "$PYTHON" - "$OUT/sweep_1gpu.parquet" "$OUT/sweep_${gpus}gpu.parquet" <<'PY' || status=$?
 import sys

@@ -26,7 +26,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from mimviewer.errors import DataError, MimviewerError, ShapeError
-from mimviewer.trace import ProbeSpec, Trace, split_key
+from mimviewer.trace import ProbeSpec, Trace, TraceRecorder, split_key
 
 FORMAT = "mimviewer-sweep/1"  # bump when the columns' meaning changes (old parts are then refused)
 GATE_SUFFIXES = frozenset({"i", "f", "o", "i'", "f'", "r", "u"})  # sigmoid gates, values in [0, 1]
@@ -160,6 +160,21 @@ def _sequence_sources(path: Path) -> list[tuple[Path, dict[str, int]]]:
 
 
 # -- statistics of one batch ---------------------------------------------------------------
+class StepTrackingRecorder(TraceRecorder):
+    """A TraceRecorder that also notes which steps recorded each key (MIM-N has no step 0,
+    E3D-LSTM rests between window rebuilds): those steps are NaN in the table, never 0."""
+
+    def __init__(self, spec: ProbeSpec, steps: int):
+        super().__init__(spec, steps)
+        self.recorded: dict[str, set[int]] = {}
+
+    def record(self, layer: int, name: str, value: torch.Tensor) -> None:
+        for recorded in (name, "dH") if name == "H" else (name,):
+            if self.spec.wants(layer, recorded):
+                self.recorded.setdefault(f"{layer}/{recorded}", set()).add(self.t)
+        super().record(layer, name, value)
+
+
 def probe_spec(model: torch.nn.Module, lo: float, hi: float, eps: float) -> ProbeSpec:
     """Every gate of every layer, plus dH."""
     names = {q for layer in range(model.config.num_layers) for q in model.quantities(layer) if is_gate(q)}
@@ -172,7 +187,7 @@ def _steps_mean(values: np.ndarray, steps: slice) -> float:
     return float(part.mean()) if part.size else float("nan")
 
 
-def gate_columns(trace: Trace, recorded: dict[str, frozenset[int]], index: int) -> dict[str, float]:
+def gate_columns(trace: Trace, recorded: Mapping[str, Set[int]], index: int) -> dict[str, float]:
     """Columns of sequence ``index`` of the batch: ``"{layer}/{gate}/{stat}/{context|prediction|tNN}"``."""
     steps = trace.steps
     context, horizon = slice(0, trace.pre - 1), slice(trace.pre - 1, None)
@@ -299,19 +314,16 @@ def run_chunk(
     pre, aft = cfg.pre, cfg.aft
     frames = np.stack([dataset.read(i) for i in indices])  # (n, pre+aft, C, H, W)
     spec = probe_spec(loaded.model, options.lo, options.hi, options.eps)
-    # which steps record what: from a shape-only run (cached), so that a step a module skips
-    # (MIM-N at step 0, E3D-LSTM between rebuilds) is NaN, never 0
-    recorded = estimate(loaded.model, spec, 1, pre, aft).recorded_steps
-    result = rollout(
-        loaded.model,
-        frames[:, :pre],
-        pre,
-        aft,
-        probes=spec,
-        device=device,
-        amp=options.fast,
-        cuda_graph=options.cuda_graph,
-    )
+    speed = dict(device=device, amp=options.fast)
+    if options.cuda_graph:
+        # a graph replays a plain recorder; which steps record what comes from the cached
+        # shape-only run instead (a step a module skips is NaN in the table, never 0)
+        result = rollout(loaded.model, frames[:, :pre], pre, aft, probes=spec, cuda_graph=True, **speed)
+        recorded = estimate(loaded.model, spec, 1, pre, aft).recorded_steps
+    else:
+        recorder = StepTrackingRecorder(spec, pre + aft - 1)
+        result = rollout(loaded.model, frames[:, :pre], pre, aft, recorder=recorder, **speed)
+        recorded = recorder.recorded
     if notes is not None:
         notes.extend(note for note in result.notes if note not in notes)
     units = cfg.units if cfg.units in ("dBZ", "mm/h") else "intensity"
