@@ -59,7 +59,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="where to write the prediction (.npy)")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
-    parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
+    parser.add_argument(
+        "--aft",
+        type=int,
+        help="frames to predict (default: the checkpoint's); more than it was trained for runs on "
+        "autoregressively, and the frames past its trained horizon are reported",
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="the last frame the model reads (-1: the input's last frame, a forecast past the end); "
+        "default: the first --pre frames are read",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     parser.add_argument("--trace", metavar="TRACE.npz", help="also save the trace of every gate and memory")
@@ -167,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.atomic import atomic_file, check_output
     from mimviewer.checkpoints import load_for_input
     from mimviewer.data import adapt
+    from mimviewer.forecast import plan_forecast
     from mimviewer.inference import pick_device, rollout
     from mimviewer.trace import ProbeSpec
 
@@ -196,8 +208,14 @@ def run(args: argparse.Namespace) -> int:
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+    try:
+        plan = plan_forecast(t, pre, aft, now=pre - 1 if args.now is None else args.now, trained_aft=cfg.aft)
+    except ShapeError as exc:
+        raise ShapeError(f"{args.input}: {exc}") from None
     shape = (cfg.channels, cfg.height, cfg.width)
-    adapted = [adapt(seq, shape, fit=args.fit, stop=pre) for seq in inputs.sequences]
+    adapted = [
+        adapt(seq, shape, fit=args.fit, start=plan.first, stop=plan.now + 1) for seq in inputs.sequences
+    ]
     frames = np.stack([frames for _, frames, _ in adapted])  # (N, pre, C, H, W)
     notes = inputs.notes + adapted[0][2]
     amp, speed = speed_notes(args, device)
@@ -234,4 +252,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"  input: {note}")
+    if plan.is_forecast or plan.beyond_trained.any():
+        print(f"  forecast: {plan.describe()}")
     return 0
