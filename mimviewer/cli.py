@@ -26,6 +26,7 @@ COMMANDS = (
     "whatif",
     "train",
     "study",
+    "delta",
     "sweep",
 )
 

@@ -20,6 +20,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--filter-size", type=int, help="conv kernel size")
     group.add_argument("--patch-size", type=int, help="patch size p")
     group.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=None, help="LayerNorm")
+    group.add_argument(
+        "--peephole",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="convlstm, lstm, lstmp: peepholes from C to the gates",
+    )
+    group.add_argument(
+        "--cifg",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lstm, lstmp: coupled gates, i = 1 - f",
+    )
     group.add_argument("--channels", type=int, help="channels of one frame (default: the input's)")
     group.add_argument(
         "--config", metavar="FILE", help="OpenSTL config .py (read as data) or our config .json"
@@ -42,6 +54,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise ShapeError(
                 f"--num-hidden must be sizes separated by commas, got {args.num_hidden!r}"
             ) from None
+    options = {name: getattr(args, name) for name in ("peephole", "cifg") if getattr(args, name) is not None}
+    if options:  # gate variants (nets/variants.py); they add to the checkpoint's own options
+        overrides["options"] = options
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -78,6 +93,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bf16",
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
+    )
+    parser.add_argument(
+        "--delta-eps",
+        type=float,
+        metavar="E",
+        help="delta inference: recurrent products from the previous step's plus W times the change, "
+        "changes below E dropped; prints the multiply-adds skipped and the error against the exact rollout",
     )
     add_fit_flag(parser)
     add_speed_flags(parser)
@@ -220,20 +242,34 @@ def run(args: argparse.Namespace) -> int:
     notes = inputs.notes + adapted[0][2]
     amp, speed = speed_notes(args, device)
 
-    predictions, traces = [], []
+    if args.delta_eps is not None and not args.delta_eps >= 0:
+        raise ShapeError(f"--delta-eps must be >= 0, got {args.delta_eps}")
+    predictions, traces, delta = [], [], DeltaTally()
+    graph = args.cuda_graph and args.delta_eps is None  # a graph would replay the exact kernels
+    if args.cuda_graph and not graph:
+        speed.append("cuda graph off: delta inference runs eagerly")
     for start in range(0, len(frames), args.batch_size):
-        with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
-            result = rollout(
+        batch = frames[start : start + args.batch_size]
+
+        def run_batch(probes: ProbeSpec | None, batch=batch) -> Any:
+            return rollout(
                 loaded.model,
-                frames[start : start + args.batch_size],
+                batch,
                 pre,
                 aft,
-                probes=ProbeSpec() if args.trace else None,
+                probes=probes,
                 device=device,
                 amp=amp,
-                cuda_graph=args.cuda_graph,
+                cuda_graph=graph,
             )
-        speed.extend(note for note in result.notes if note not in speed)
+
+        probes = ProbeSpec() if args.trace else None
+        with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
+            if args.delta_eps is None:
+                result = run_batch(probes)
+            else:
+                result = delta.run(loaded.model, args.delta_eps, run_batch, probes)
+        speed.extend(note for note in getattr(result, "notes", ()) if note not in speed)
         predictions.append(result.prediction)
         if result.trace is not None:
             traces.append(result.trace)
@@ -254,4 +290,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"  input: {note}")
     if plan.is_forecast or plan.beyond_trained.any():
         print(f"  forecast: {plan.describe()}")
+    if args.delta_eps is not None:
+        print(delta.summary(args.delta_eps))
     return 0
+
+
+class DeltaTally:
+    """Delta inference over the batches: skipped multiply-adds per layer, error against exact."""
+
+    def __init__(self) -> None:
+        self.layers: dict[int, tuple[int, int]] = {}
+        self.squared_error, self.values = 0.0, 0
+
+    def run(self, model: Any, eps: float, run_batch: Any, probes: Any) -> Any:
+        from mimviewer.delta import skipped_macs
+        from mimviewer.nets.delta import delta_mode
+
+        exact = run_batch(None)
+        with delta_mode(model, eps) as session:
+            result = run_batch(probes)
+        for layer, (skipped, total) in skipped_macs(session.stats).items():
+            before = self.layers.get(layer, (0, 0))
+            self.layers[layer] = (before[0] + skipped, before[1] + total)
+        self.squared_error += float(np.square(result.prediction - exact.prediction, dtype=np.float64).sum())
+        self.values += result.prediction.size
+        return result
+
+    def summary(self, eps: float) -> str:
+        skipped = sum(s for s, _ in self.layers.values())
+        total = sum(t for _, t in self.layers.values())
+        per_layer = ", ".join(f"layer {k}: {s / t:.3f}" for k, (s, t) in sorted(self.layers.items()) if t)
+        share = f"{skipped / total:.3f} of the recurrent multiply-adds ({per_layer})" if total else "nothing"
+        mse = self.squared_error / max(1, self.values)
+        return f"delta eps {eps:g}: skipped {share}; prediction MSE against the exact rollout {mse:.3g}"
