@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     def setup(window, demo: Demo) -> None:
         choose_device(window, args.device)
+        window.runner.fast = args.fast
         open_demo(window, demo)
 
     # The window shows first; torch, the model and the frames load behind it.

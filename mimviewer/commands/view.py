@@ -42,6 +42,9 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
     )
+    parser.add_argument(
+        "--fast", action="store_true", help="bf16 autocast where the GPU/CPU has it (shown in the status bar)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     def setup(window, _loaded) -> None:
         choose_device(window, args.device)
+        window.runner.fast = args.fast
         window.session.fit = args.fit
         if state is not None:
             window.open_state(state)
