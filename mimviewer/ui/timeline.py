@@ -68,7 +68,7 @@ class Timeline(QWidget):
         )
         self.frame_box.returnPressed.connect(self._on_frame_typed)
         self.frame_label = steady_label()
-        self.frame_label.setFixedWidth(230)  # fixed: its text changes every step, no layout pass
+        self.frame_label.setFixedWidth(260)  # fixed: its text changes every step, no layout pass
         bold = self.frame_label.font()
         bold.setBold(True)
         self.frame_label.setFont(bold)
@@ -100,22 +100,16 @@ class Timeline(QWidget):
         self.clock = QElapsedTimer()  # playback skips frames when drawing cannot keep up
         self.dropped_frames = 0  # frames skipped by playback since it started (benchmarks read it)
 
+        # two rows, so that the timeline never forces the window wider than a laptop screen
         controls = QHBoxLayout()
-        for widget in (
-            self.play_button,
-            self.slider,
-            QLabel("frame"),
-            self.frame_box,
-            self.frame_label,
-            self.fps,
-            self.loop,
-            self.context_spin,
-            self.horizon_spin,
-            self.now_spin,
-            QLabel("metric"),
-            self.metric,
-        ):
+        for widget in (self.play_button, self.slider, QLabel("frame"), self.frame_box, self.frame_label):
             controls.addWidget(widget, 1 if widget is self.slider else 0)
+        settings = QHBoxLayout()
+        for widget in (self.fps, self.loop, self.context_spin, self.horizon_spin, self.now_spin):
+            settings.addWidget(widget)
+        settings.addStretch(1)
+        settings.addWidget(QLabel("metric"))
+        settings.addWidget(self.metric)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(120)
         self.plot.setMouseEnabled(x=False, y=False)
@@ -141,6 +135,7 @@ class Timeline(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
         layout.addLayout(controls)
+        layout.addLayout(settings)
         plot_row = QHBoxLayout()
         plot_row.addWidget(self.plot, 1)
         plot_row.addWidget(self.legend, 0, Qt.AlignmentFlag.AlignTop)

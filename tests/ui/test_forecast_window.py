@@ -138,7 +138,9 @@ def test_view_takes_context_horizon_and_now_from_the_command_line(qtbot, window,
 
     sequence, checkpoint, _ = ten_and_ten
     setups = []
-    monkeypatch.setattr(app, "run_window", lambda setup, screenshot=None: setups.append(setup) or 0)
+    monkeypatch.setattr(
+        app, "run_window", lambda setup, screenshot=None, load=None: setups.append(setup) or 0
+    )
     monkeypatch.setattr(app, "has_display", lambda: True)
     from mimviewer.cli import build_parser
 
@@ -159,7 +161,7 @@ def test_view_takes_context_horizon_and_now_from_the_command_line(qtbot, window,
         ]
     )
     assert parsed.run(parsed) == 0
-    setups[0](window)
+    setups[0](window, None)  # run_window hands setup what it loaded in the background (nothing here)
     wait_finished(qtbot, window)
     plan = window.session.plan
     assert (plan.pre, plan.aft, plan.now, plan.first) == (4, 13, 6, 3)
