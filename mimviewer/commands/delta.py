@@ -33,9 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--data", choices=("digits", "storms"), help="synthetic data without INPUT (default: by units)"
     )
     p.add_argument("--sequences", type=int, default=8, help="synthetic sequences without INPUT (default 8)")
-    p.add_argument(
-        "--seed", type=int, help="synthetic seed (default: the model cards' held-out test seed)"
-    )
+    p.add_argument("--seed", type=int, help="synthetic seed (default: the model cards' held-out test seed)")
     p.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     p.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")

@@ -1,5 +1,5 @@
 """The Display dock: each frame view's colour map and levels, with a histogram of its values and
-a draggable levels region (pyqtgraph's HistogramLUTWidget, as in ImageView).
+a draggable levels region (as pyqtgraph's ImageView has).
 
 The view model owns the choices (``Session.set_display``) and draws the images; this widget
 shows them and forwards what the user picks.
@@ -7,8 +7,8 @@ shows them and forwards what the user picks.
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,11 +56,23 @@ class DisplayPanel(QWidget):
         self.linked.setToolTip(
             "Link colour map and levels across views (frames with frames, differences with differences)"
         )
-        self.histogram = pg.HistogramLUTWidget(gradientPosition="left", orientation="horizontal")
+        # The histogram and levels, as ImageView's: values over the timeline, a draggable region
+        # for the levels and the colour map beneath. (pyqtgraph's HistogramLUTWidget would do,
+        # but its gradient menu imports matplotlib's colour maps when built: 0.4 s at start-up.)
+        self.histogram = pg.PlotWidget()
         self.histogram.setToolTip("Values of this view over the timeline; drag the region to fix the levels")
-        self.histogram.item.gradient.setEnabled(False)  # the colour map is chosen above
-        self.histogram.item.sigLevelChangeFinished.connect(self._on_region)
         self.histogram.setMinimumHeight(140)
+        self.histogram.hideButtons()
+        self.histogram.setMenuEnabled(False)
+        self.histogram.setMouseEnabled(x=False, y=False)
+        self.histogram.hideAxis("left")
+        self.counts = self.histogram.plot(fillLevel=0, brush=(100, 100, 220, 120), pen=(80, 80, 200))
+        self.strip = pg.ImageItem()  # the colour map from the low level to the high one
+        self.histogram.addItem(self.strip)
+        self.levels_region = pg.LinearRegionItem(values=(0, 1), brush=(250, 200, 0, 40))
+        self.levels_region.setZValue(10)
+        self.levels_region.sigRegionChangeFinished.connect(self._on_region)
+        self.histogram.addItem(self.levels_region)
 
         form = QFormLayout()
         form.addRow("view", self.view)
@@ -130,23 +142,29 @@ class DisplayPanel(QWidget):
         self.linked.setChecked(session.linked)
         for widget in widgets:
             widget.blockSignals(False)
-        table = session.view_table(view)
-        self.histogram.item.gradient.setColorMap(pg.ColorMap(np.linspace(0, 1, len(table)), table))
-        counts = session.histogram(view)
-        item = self.histogram.item
-        if counts is not None:
-            item.plot.setData(*counts, stepMode=None)
-        else:
-            item.plot.clear()
         lo, hi = session.view_levels(view)
-        item.sigLevelChangeFinished.disconnect(self._on_region)
-        item.setHistogramRange(*session.histogram_range(view))
-        item.setLevels(lo, hi)
-        item.sigLevelChangeFinished.connect(self._on_region)
+        low, high = session.histogram_range(view)
+        counts = session.histogram(view)
+        top = 1.0
+        if counts is not None:
+            centres, numbers = counts
+            top = float(max(numbers.max(), 1))
+            self.counts.setData(centres, numbers)
+        else:
+            self.counts.clear()
+        # the colour strip under the histogram: the map spread from the low level to the high one
+        table = session.view_table(view)
+        self.strip.setImage(table[None, :, :], autoLevels=False)
+        self.strip.setRect(QRectF(lo, -0.12 * top, (hi - lo) or 1e-6, 0.1 * top))
+        self.histogram.setXRange(low, high, padding=0.02)
+        self.histogram.setYRange(-0.12 * top, top, padding=0.02)
+        self.levels_region.blockSignals(True)
+        self.levels_region.setRegion((lo, hi))
+        self.levels_region.blockSignals(False)
 
     def _forward(self, **changes) -> None:
         self.session.set_display(self.current, **changes)
 
     def _on_region(self, *_args) -> None:
-        lo, hi = self.histogram.item.getLevels()
+        lo, hi = self.levels_region.getRegion()
         self.session.set_display(self.current, levels="fixed", fixed=(float(lo), float(hi)))

@@ -141,8 +141,8 @@ def test_colour_map_and_levels_apply_to_the_views_they_target(qtbot, window, tin
     stretched = VIRIDIS[np.rint(np.clip((values - lo) / (hi - lo), 0, 1) * 255).astype(int)]
     assert np.array_equal(panel.images["pred0"].image, stretched)
     # dragging the histogram's region fixes the levels
-    display.histogram.item.setLevels(0.2, 0.6)
-    display.histogram.item.sigLevelChangeFinished.emit(display.histogram.item)
+    display.levels_region.setRegion((0.2, 0.6))
+    display.levels_region.sigRegionChangeFinished.emit(display.levels_region)
     assert session.display("pred0").levels == "fixed"
     assert session.view_levels("pred0") == pytest.approx((0.2, 0.6))
     # linked: the GT view takes the same map and levels, the difference view does not
