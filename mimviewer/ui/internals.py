@@ -104,6 +104,7 @@ class InternalsPanel(QWidget):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.setProperty("toggle_host", True)  # the theme styles its quantity toggles
         self.slot = 0
         self.dialogs: list[HeatmapDialog] = []
 

@@ -63,7 +63,10 @@ def apply_theme(window: QWidget, name: str) -> str:
     app.setStyle("Fusion")
     app.setPalette(palette(theme))
     border = "#9ca3af" if theme == "light" else "#6b7280"
-    app.setStyleSheet(TOGGLE_STYLE.format(border=border, accent=accent, text=text))
+    style = TOGGLE_STYLE.format(border=border, accent=accent, text=text)
+    for host in window.findChildren(QWidget):  # only where toggles live: an application-wide
+        if host.property("toggle_host"):  # style sheet would re-polish every widget (0.1 s)
+            host.setStyleSheet(style)
     pg.setConfigOptions(background=background, foreground=foreground)
     for view in window.findChildren(pg.GraphicsView):
         view.setBackground(background)
