@@ -16,7 +16,7 @@ import torch
 
 from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.nets.base import RecurrentModel
-from mimviewer.trace import ProbeSpec, Trace, TraceRecorder
+from mimviewer.trace import HostStep, ProbeSpec, Trace, TraceRecorder
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -56,7 +56,18 @@ class StepResult:
     pre: int
     aft: int
     frame: torch.Tensor
-    probes: dict[str, tuple[torch.Tensor, torch.Tensor]]  # key -> (maps (4,B,*S), stats (B,6))
+    probes: dict[str, tuple[torch.Tensor, torch.Tensor]]  # key -> (maps (4,B,*S), stats (B,6)), on the device
+    recorder: TraceRecorder | None = None
+
+    def host_probes(self, sample: slice | int = slice(None)) -> HostStep:
+        """This step's maps and statistics as numpy, in one packed device-to-host copy.
+
+        The GUI path: one copy per step (pinned, non-blocking on CUDA) instead of one
+        synchronising copy per quantity. ``sample`` picks batch items (int: that one only).
+        """
+        if self.recorder is None:
+            return HostStep({}, {}, {})
+        return self.recorder.host_step(self.t, sample)
 
     @property
     def steps(self) -> int:
@@ -116,7 +127,7 @@ def iter_rollout(
     model.to(device).eval()
     x = as_frames(frames).to(device)
     steps = pre + aft - 1
-    recorder = TraceRecorder(probes, steps) if probes is not None else None
+    recorder = TraceRecorder(probes, steps, type(model).quantity_kinds) if probes is not None else None
     if amp and not bf16_supported(device):
         raise MimviewerError(f"bf16 is not supported on {device} here; run without amp/--bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
@@ -126,7 +137,7 @@ def iter_rollout(
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             frame = frame.float()
             outputs.append(frame)
-            yield StepResult(t, pre, aft, frame, recorder.step_slice(t) if recorder else {})
+            yield StepResult(t, pre, aft, frame, recorder.step_slice(t) if recorder else {}, recorder)
     stacked = torch.stack(outputs, 1).cpu().numpy()
     trace = recorder.finish(pre, aft) if recorder else None
     return Rollout(prediction=stacked[:, -aft:], outputs=stacked, trace=trace, pre=pre, aft=aft)

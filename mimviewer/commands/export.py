@@ -21,6 +21,7 @@ OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mimviewer.commands.predict import add_config_flags
+    from mimviewer.commands.probe_options import add_probe_flags
 
     parser = subparsers.add_parser(
         "export",
@@ -60,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -88,9 +90,9 @@ def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer import export
+    from mimviewer.commands.probe_options import probe_spec
     from mimviewer.inference import pick_device, rollout
     from mimviewer.metrics import frame_metrics, summary
-    from mimviewer.trace import ProbeSpec
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise MimviewerError(f"{output}: unknown export type; use one of {', '.join(OUTPUT_SUFFIXES)}")
     if args.stats and Path(args.stats).suffix.lower() not in (".csv", ".json"):
         raise MimviewerError(f"{args.stats}: gate statistics are written as .csv or .json")
+    spec = probe_spec(args) if args.stats else None  # checked (lo < hi, ...) before any work
     device = pick_device(args.device)
 
     if args.demo:
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     predictions: dict[str, np.ndarray] = {}
     trace = None
     for i, (model, name) in enumerate(zip(models, names, strict=True)):
-        probes = ProbeSpec() if args.stats and i == 0 else None
+        probes = spec if i == 0 else None
         result = rollout(model, frames[:, :pre], pre, aft, probes=probes, device=device)
         predictions[name] = result.prediction  # (N, aft, C, H, W)
         trace = trace or result.trace

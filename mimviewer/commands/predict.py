@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mimviewer.commands.probe_options import add_probe_flags, probe_spec
 from mimviewer.errors import DataError, ShapeError
 
 
@@ -70,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -135,7 +137,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def _concat_traces(traces: list) -> Any:
     """One Trace over all batches: maps (steps, 4, B, ...) along axis 2, stats (steps, B, 6) along 1."""
-    from mimviewer.trace import Trace
+    from mimviewer.trace import Trace, split_key
 
     first = traces[0]
     if len(traces) == 1:
@@ -143,14 +145,15 @@ def _concat_traces(traces: list) -> Any:
     maps = {k: np.concatenate([t.maps[k] for t in traces], axis=2) for k in first.maps}
     stats = {k: np.concatenate([t.stats[k] for t in traces], axis=1) for k in first.stats}
     raw = {k: np.concatenate([t.raw[k] for t in traces], axis=1) for k in first.raw}
-    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw)
+    valid = {k: np.logical_and.reduce([t.valid_steps(*split_key(k)) for t in traces]) for k in first.maps}
+    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw, valid=valid)
 
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import load_checkpoint
     from mimviewer.inference import pick_device, rollout
-    from mimviewer.trace import ProbeSpec
 
+    spec = probe_spec(args) if args.trace else None  # checked before any work
     device = pick_device(args.device)
     if args.batch_size < 1:
         raise ShapeError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -185,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             batch,
             pre,
             aft,
-            probes=ProbeSpec() if args.trace else None,
+            probes=spec,
             device=device,
             amp=args.bf16,
         )
