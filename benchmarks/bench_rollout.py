@@ -8,7 +8,8 @@ possible because our checkpoint keys follow OpenSTL), on the same frames, in
 times ours with every probe on (the full Trace). Timings are interleaved (ours, reference,
 ours+probes per repeat) so that a busy machine slows all three alike; the median is reported.
 
-    .venv/bin/python benchmarks/bench_rollout.py                 # CPU, both configs
+    .venv/bin/python benchmarks/bench_rollout.py                 # CPU, small and realistic
+    .venv/bin/python benchmarks/bench_rollout.py --models mim --configs small wide --threads 1 --clock cpu
     .venv/bin/python benchmarks/bench_rollout.py --device cuda --repeats 20
 
 OpenSTL's source is read from ``--openstl`` (default /tmp/openstl); its package
@@ -67,6 +68,8 @@ class BenchConfig:
 CONFIGS = {
     "small": BenchConfig("small", 32, 4, (16, 16), 5, 5, 5, 2),
     "realistic": BenchConfig("realistic", 64, 4, (64, 64, 64, 64), 5, 10, 10, 4),
+    # issue 12's CPU target: MIM 4x128, filter 5, patch 4, 64x64, 10->10, batch 2
+    "wide": BenchConfig("wide", 64, 4, (128, 128, 128, 128), 5, 10, 10, 2),
 }
 
 
@@ -215,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         default=list(REFERENCE),
         help="registry names (those without an OpenSTL twin: ours only)",
     )
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=["small", "realistic"],
+        choices=list(CONFIGS),
+        help="wide: issue 12's MIM",
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(

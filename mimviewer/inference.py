@@ -56,8 +56,12 @@ class StepResult:
     pre: int
     aft: int
     frame: torch.Tensor
-    probes: dict[str, tuple[torch.Tensor, torch.Tensor]]  # key -> (maps (4,B,*S), stats (B,6)), on the device
     recorder: TraceRecorder | None = None
+
+    @property
+    def probes(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """key -> (maps (4,B,*S), stats (B,6)) of this step, on the device."""
+        return {} if self.recorder is None else self.recorder.step_slice(self.t)
 
     def host_probes(self, sample: slice | int = slice(None)) -> HostStep:
         """This step's maps and statistics as numpy, in one packed device-to-host copy.
@@ -137,7 +141,7 @@ def iter_rollout(
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             frame = frame.float()
             outputs.append(frame)
-            yield StepResult(t, pre, aft, frame, recorder.step_slice(t) if recorder else {}, recorder)
+            yield StepResult(t, pre, aft, frame, recorder)
     stacked = torch.stack(outputs, 1).cpu().numpy()
     trace = recorder.finish(pre, aft) if recorder else None
     return Rollout(prediction=stacked[:, -aft:], outputs=stacked, trace=trace, pre=pre, aft=aft)

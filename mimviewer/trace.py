@@ -167,10 +167,12 @@ def split_key(k: str) -> tuple[int, str]:
 
 
 # -- the reduction (one function for the recorder and for re-reduction) -------------------------
-_MEAN, _MIN, _MAX, _LOW, _HIGH, _STILL = range(len(STAT_NAMES))
+# Rows of the device-side statistics: the three that are means of the maps first, so that
+# one reduction writes them; PUBLIC_ROWS reorders them into STAT_NAMES on the host.
+_MEAN, _LOW, _HIGH, _MIN, _MAX, _STILL = range(len(STAT_NAMES))
+PUBLIC_ROWS: tuple[int, ...] = (_MEAN, _MIN, _MAX, _LOW, _HIGH, _STILL)  # STAT_NAMES order
 
 
-@torch.no_grad()
 def reduce_into(
     value: torch.Tensor,
     kind: str,
@@ -181,9 +183,11 @@ def reduce_into(
 ) -> None:
     """Reduce ``value`` (B, C, *S) float32 into ``maps`` (4, B, *S) and ``stats`` (6, B).
 
-    ``stats`` rows follow :data:`STAT_NAMES`; ``scratch`` is a float (2, B, C, *S) buffer.
-    The fractions are exact (counts of 0/1 over channels, then a float64 sum of those
-    per-location fractions), so a re-reduction on another device gives the same numbers.
+    ``stats`` rows are (mean, frac_low, frac_high, min, max, frac_still) (see PUBLIC_ROWS);
+    ``scratch`` is a float (2, B, C, *S) buffer. Eight passes of plain ops, each writing
+    into the arena (measured in benchmarks/bench_probes.py; ``torch.compile`` of the same
+    function was no faster on CPU and took 45 s to compile). The fractions of the maps are
+    exact (a count over channels / C); the whole-tensor statistics are means of the maps.
     """
     low, high = spec.bounds(kind)
     inclusive = kind == "change"  # changing: |x| >= eps, so still is |x| < eps
@@ -195,12 +199,10 @@ def reduce_into(
     flat = value.flatten(1)
     torch.amin(flat, 1, out=stats[_MIN])
     torch.amax(flat, 1, out=stats[_MAX])
-    size = maps[0, 0].numel()
-    sums = maps[:3].flatten(2).sum(2, dtype=torch.float64)  # (3, B): mean, share low, share high
-    torch.div(sums[0], size, out=stats[_MEAN])
-    torch.div(sums[1:], size, out=stats[_LOW : _HIGH + 1])
+    torch.mean(maps[:3].flatten(2), 2, out=stats[:3])  # (3, B): mean, share low, share high
     if inclusive:
-        torch.div(size - sums[1] - sums[2], size, out=stats[_STILL])
+        torch.add(stats[_LOW], stats[_HIGH], out=stats[_STILL])
+        stats[_STILL].neg_().add_(1.0)  # still: 1 - changing
 
 
 @dataclass(frozen=True)
@@ -334,13 +336,14 @@ class TraceRecorder(Probe):
 
     # -- reading back ------------------------------------------------------------------------
     def step_slice(self, t: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Reduced values of step t, still on the device: key -> (maps (4,B,*S), stats (B,6))."""
+        """Step t on the device: key -> (maps (4,B,*S), stats (B,6) in STAT_NAMES order)."""
         if self._arena is None:
             return {}
+        rows = torch.tensor(PUBLIC_ROWS, device=self._arena.device)
         out = {}
         for k, slot in self._slots.items():
             maps, stats = slot.views(self._arena[t])
-            out[k] = (maps, stats.T)
+            out[k] = (maps, stats.index_select(0, rows).T)
         return out
 
     def start_host_copy(self, t: int) -> None:
@@ -374,7 +377,7 @@ class TraceRecorder(Probe):
         for k, slot in self._slots.items():
             m, s = slot.views(row)
             maps[k] = m[:, sample].numpy()
-            stats[k] = s[:, sample].numpy().T
+            stats[k] = s.numpy()[PUBLIC_ROWS, sample].T
             valid[k] = bool(self._valid[k][t])
         return HostStep(maps, stats, valid)
 
@@ -387,7 +390,7 @@ class TraceRecorder(Probe):
             for k, slot in self._slots.items():
                 m, s = slot.views(arena)
                 maps[k] = m.numpy().copy()  # (steps, 4, B, *S)
-                stats[k] = np.ascontiguousarray(s.numpy().transpose(0, 2, 1))  # (steps, B, 6)
+                stats[k] = np.ascontiguousarray(s.numpy()[:, PUBLIC_ROWS].transpose(0, 2, 1))  # (steps, B, 6)
         raw = {k: v.cpu().numpy() for k, v in self._raw.items()}
         valid = {k: v.copy() for k, v in self._valid.items()}
         kinds = dict(self._kinds)
@@ -408,10 +411,11 @@ def reduce_raw(
     maps = np.full((steps, len(MAP_REDUCTIONS), batch, *spatial), np.nan, np.float32)
     stats = np.full((steps, len(STAT_NAMES), batch), np.nan, np.float32)
     scratch = torch.empty((2, batch, channels, *spatial))
-    for t in np.flatnonzero(valid):
-        value = torch.from_numpy(np.ascontiguousarray(raw[t], dtype=np.float32))
-        reduce_into(value, kind, spec, torch.from_numpy(maps[t]), torch.from_numpy(stats[t]), scratch)
-    return maps, np.ascontiguousarray(stats.transpose(0, 2, 1))
+    with torch.inference_mode():
+        for t in np.flatnonzero(valid):
+            value = torch.from_numpy(np.ascontiguousarray(raw[t], dtype=np.float32))
+            reduce_into(value, kind, spec, torch.from_numpy(maps[t]), torch.from_numpy(stats[t]), scratch)
+    return maps, np.ascontiguousarray(stats[:, PUBLIC_ROWS].transpose(0, 2, 1))
 
 
 @dataclass

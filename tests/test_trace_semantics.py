@@ -207,3 +207,14 @@ def test_cli_defaults_equal_the_probe_spec_defaults():
         "eps": spec.eps,
         "channel": spec.channel,
     } == DEFAULTS
+
+
+def test_packed_copy_on_a_gpu_equals_the_device_values():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine (the pinned, non-blocking copy runs on CUDA only)")
+    model = tiny("mim").cuda()
+    for step in iter_rollout(model, FRAMES.cuda(), 4, 3, probes=ProbeSpec()):
+        host = step.host_probes()
+        for k, (maps, stats) in step.probes.items():
+            np.testing.assert_array_equal(host.maps[k], maps.cpu().numpy())
+            np.testing.assert_array_equal(host.stats[k], stats.cpu().numpy())
