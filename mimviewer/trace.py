@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimviewer.atomic import atomic_file
 from mimviewer.errors import ConfigError, DataError, MimviewerError
 
 # What each quantity name means (the GUI shows these as tooltips; cells use these names).
@@ -517,7 +518,7 @@ class Trace:
         )
 
     # -- files ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
         arrays: dict[str, np.ndarray] = {}
         for k in self.maps:
             arrays[f"maps:{k}"] = self.maps[k]
@@ -536,7 +537,8 @@ class Trace:
             "state_bound": self.spec.state_bound,
         }
         arrays["meta"] = np.array(list(meta.items()), dtype=object).astype(str)
-        np.savez_compressed(path, **arrays)
+        with atomic_file(path, inputs) as f:  # through a file: the name stays exactly ``path``
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,46 +68,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
+    add_fit_flag(parser)
     add_config_flags(parser)
     add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
+def add_fit_flag(parser: argparse.ArgumentParser) -> None:
+    """``--fit``: how frames of another size are fitted to the model (as the window does)."""
+    from mimviewer.data import FIT_MODES
+
+    parser.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="resize",
+        help="frames of another size than the model's: resize (default), centre crop or centre pad; "
+        "channels are converted too (colour -> grey by luma, grey -> colour), as in the window",
+    )
+
+
 class InputFrames(NamedTuple):
-    frames: np.ndarray  # (N, T, C, H, W) float32 in [0, 1]
+    sequences: list  # mimviewer.data.Sequence, one per input sequence
     batched: bool  # False when the file held one sequence without an N axis
+    notes: tuple[str, ...]  # what the input rule did to the values
 
 
-def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
-    """The one place predict reads its input.
+def read_input(path: str | Path) -> InputFrames:
+    """The one place predict reads its input (values through :mod:`mimviewer.data.normalise`).
 
-    ``.npy``: (N,T,C,H,W), (T,C,H,W) or (T,H,W); floats are taken as model scale [0, 1],
-    uint8 is scaled by 1/255. Anything else ``mimviewer.data.open_sequence`` reads (videos,
-    image folders, HKO-7 PNGs, .npz, HDF5, ODIM radar) becomes one sequence; ``--channels``
-    converts it (e.g. a colour video for a grey model), and with ``--pre`` only the context
-    frames are decoded.
+    ``.npy``: (N,T,C,H,W), (T,C,H,W) or (T,H,W) intensities; anything else
+    ``mimviewer.data.open_sequence`` reads (videos, image folders, HKO-7 PNGs, .npz, HDF5,
+    ODIM radar) is one sequence. Fitting to the model happens later (:func:`mimviewer.data.adapt`).
     """
+    from mimviewer.data import from_array, normalise, open_sequence
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() != ".npy":
-        from mimviewer.data import open_sequence
-
-        channels = getattr(args, "channels", None)
-        sequence = open_sequence(path, **({"channels": channels} if channels else {}))
-        pre = getattr(args, "pre", None)
-        frames = sequence.frames(0, pre if pre is not None and pre > 0 else None)  # (T, C, H, W)
-        return InputFrames(frames[None], False)
+        return InputFrames([open_sequence(path)], False, ())
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-    else:
-        raise DataError(f"{path}: frames must be float in [0,1] or uint8, got {array.dtype}")
     batched = array.ndim == 5
     if array.ndim == 3:
         array = array[:, None]  # (T, 1, H, W)
@@ -119,20 +120,9 @@ def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
         raise ShapeError(
             f"{path}: expected frames (N,T,C,H,W), (T,C,H,W) or (T,H,W), got shape {array.shape}"
         )
-    return InputFrames(array, batched)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write atomically: a temp file beside the target, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    frames, note = normalise(array, str(path))
+    sequences = [from_array(f, source=str(path)) for f in frames]
+    return InputFrames(sequences, batched, (note,) if note else ())
 
 
 def _concat_traces(traces: list) -> Any:
@@ -150,28 +140,31 @@ def _concat_traces(traces: list) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.atomic import atomic_file, check_output
+    from mimviewer.checkpoints import load_for_input
+    from mimviewer.data import adapt
     from mimviewer.inference import pick_device, rollout
 
+    sources = tuple(s for s in (args.input, args.checkpoint, args.config) if s)
+    output = check_output(args.output, sources)
+    if args.trace:
+        check_output(args.trace, sources)
     spec = probe_spec(args) if args.trace else None  # checked before any work
     device = pick_device(args.device)
     if args.batch_size < 1:
         raise ShapeError(f"--batch-size must be >= 1, got {args.batch_size}")
-    inputs = read_input(args.input, args)
-    n, t, c, h, w = inputs.frames.shape
-    loaded = load_checkpoint(
+    inputs = read_input(args.input)
+    first = inputs.sequences[0]
+    t, c, h, w = first.shape
+    loaded = load_for_input(
         args.checkpoint,
         channels=c,
+        frame_size=(h, w),
         config_file=args.config,
         overrides=config_overrides(args),
         device=device,
-        frame_size=(h, w),
     )
     cfg = loaded.config
-    if c != cfg.channels:
-        raise ShapeError(
-            f"{args.input} has {c} channel(s) per frame, {args.checkpoint} expects {cfg.channels}"
-        )
     pre = args.pre if args.pre is not None else cfg.pre
     aft = args.aft if args.aft is not None else cfg.aft
     if pre < 1 or aft < 1:
@@ -179,13 +172,16 @@ def run(args: argparse.Namespace) -> int:
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+    shape = (cfg.channels, cfg.height, cfg.width)
+    adapted = [adapt(seq, shape, fit=args.fit, stop=pre) for seq in inputs.sequences]
+    frames = np.stack([frames for _, frames, _ in adapted])  # (N, pre, C, H, W)
+    notes = inputs.notes + adapted[0][2]
 
     predictions, traces = [], []
-    for start in range(0, n, args.batch_size):
-        batch = inputs.frames[start : start + args.batch_size, :pre]
+    for start in range(0, len(frames), args.batch_size):
         result = rollout(
             loaded.model,
-            batch,
+            frames[start : start + args.batch_size],
             pre,
             aft,
             probes=spec,
@@ -198,12 +194,14 @@ def run(args: argparse.Namespace) -> int:
     prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
     if not inputs.batched:
         prediction = prediction[0]
-    output = Path(args.output)
-    _save_npy(output, prediction)
+    with atomic_file(output, sources) as f:  # through a file: the name stays exactly the one asked
+        np.save(f, prediction)
     if args.trace:
-        _concat_traces(traces).save(args.trace)
+        _concat_traces(traces).save(args.trace, sources)
     print(
         f"wrote {output} {tuple(prediction.shape)}: {cfg.arch} ({loaded.format}) from {pre} context frames "
         f"on {device}" + (f"; trace in {args.trace}" if args.trace else "")
     )
+    for note in notes:
+        print(f"  input: {note}")
     return 0
