@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from mimviewer.quantities import display_name, grouped
@@ -77,9 +78,14 @@ class LocationPlot(QWidget):
             return
         names = list(dict.fromkeys(name for _, name in series))
         step = self.session.step_of_frame()
+        layers = sorted({layer for layer, _ in series})
+        legend = " ".join(
+            f"<span style='color:{LAYER_PENS[layer % len(LAYER_PENS)]}'>■ layer {layer}</span>"
+            for layer in layers
+        )
         self.title.setText(
-            f"{self.session.slots[slot].name}: every quantity at grid cell (y={row}, x={col}), "
-            f"{self.session.location_reduction_label()}, over all steps"
+            f"{self.session.slots[slot].name} · grid cell y={row}, x={col} · "
+            f"{self.session.location_reduction_label()} · dashed: thresholds · {legend}"
         )
         for group, members in grouped(names):
             self.canvas.addLabel(f"<b>{group}</b>", colspan=COLUMNS, justify="left")
@@ -98,7 +104,9 @@ class LocationPlot(QWidget):
                         np.arange(len(values)), values, pen=pen, connect="finite", name=f"layer {layer}"
                     )
                 for bound in self.session.location_bounds(name, slot=slot):
-                    plot.addItem(pg.InfiniteLine(bound, angle=0, pen=pg.mkPen("#888", style=2)))
+                    plot.addItem(
+                        pg.InfiniteLine(bound, angle=0, pen=pg.mkPen("#888", style=Qt.PenStyle.DashLine))
+                    )
                 cursor = pg.InfiniteLine(step, angle=90, pen=pg.mkPen("k"))
                 plot.addItem(cursor)
                 self.cursors.append(cursor)

@@ -22,8 +22,10 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
+from mimviewer.ui.location_plot import LocationPlot
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import InferenceRunner
@@ -67,10 +69,16 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
+        self.location = LocationPlot(self.session)
+        self.internals.location_clicked.connect(self.show_location)
+        self.internals.location_hovered.connect(self.location.follow)
         self.timeline.window_moved.connect(self.move_window)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.location_dock = self._dock("Location", self.location, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.timeline_dock, self.location_dock, Qt.Orientation.Horizontal)
+        self.location_dock.hide()  # until a heatmap pixel is clicked
 
         self.status_text = QLabel("ready")
         self.progress = QProgressBar()
@@ -85,6 +93,9 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._on_progress)
         self.runner.failed.connect(self._on_failed)
 
+        # any exception escaping a slot reaches the user as the message box (one hook for all slots)
+        self.error_hook = SlotErrorHook(self.show_error)
+        self.error_hook.install()
         self._build_menus()
         self._restore_layout()
         self.session.events.sequence.connect(self._update_title)
@@ -149,6 +160,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.location_dock.toggleViewAction())
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -182,8 +194,15 @@ class MainWindow(QMainWindow):
         """Stop every background job (inference, export) and wait for its thread."""
         from PySide6.QtCore import QThreadPool
 
+        self.error_hook.uninstall()
         self.runner.cancel()
         QThreadPool.globalInstance().waitForDone(10_000)
+
+    def show_location(self, slot: int, row: int, col: int) -> None:
+        """Every gate and memory of every layer at one grid cell over time (the Location dock)."""
+        self.location.show_location(slot, row, col)
+        self.location_dock.show()
+        self.location_dock.raise_()
 
     # -- opening files ---------------------------------------------------------------------------
     def ask_open(self, kind: str) -> None:

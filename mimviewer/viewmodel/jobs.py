@@ -29,12 +29,11 @@ RAW_BUDGET_BYTES = 256 * 2**20
 
 
 def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
-    """What to record: the session's thresholds, and raw values when they fit the budget."""
+    """What to record: the session's settings, and raw values when they fit the budget."""
     cfg = model.config
     per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
     size = session.steps * per_step * max(cfg.num_hidden) * cfg.grid_height * cfg.grid_width * 4
-    lo, hi = session.thresholds
-    return ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=size <= RAW_BUDGET_BYTES)
+    return session.probe_settings.replace(keep_raw=size <= RAW_BUDGET_BYTES)
 
 
 def inference(
@@ -75,10 +74,20 @@ def inference(
             except RuntimeError as exc:  # torch reports shape/device trouble this way
                 raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
             frame = step.frame[0].cpu().numpy()
-            maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
-            stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
+            probes = step.host_probes(0)  # every map and statistic of the step in one host copy
             image, diff = renderer.frames(frame), renderer.differences(frame, window[step.t + 1])
-            yield StepUpdate(run, slot_index, step.t, step.steps, frame, image, diff, maps, stats)
+            yield StepUpdate(
+                run,
+                slot_index,
+                step.t,
+                step.steps,
+                frame,
+                image,
+                diff,
+                probes.maps,
+                probes.stats,
+                probes.valid,
+            )
         outputs = result.outputs[0]  # (steps, C, H, W)
         yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
 
