@@ -3,8 +3,9 @@
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python tools/internals_screenshots.py docs/
 
 Writes internals-grid.png (every MIM quantity on, grouped by module, one colour scale per
-quantity), internals-split.png (the two tails apart: blue = share below, red = share above)
-and internals-location.png (every gate and memory of every layer at one grid cell over time).
+quantity; scrolled to MIM-N and MIM-S), internals-split.png (the two tails apart: blue =
+share below, red = share above) and internals-location.png (every gate and memory of every
+layer at one grid cell over time).
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def main(out: Path) -> int:
     session.quantities = session.available_quantities()
     window.resizeDocks([window.internals_dock], [760], Qt.Orientation.Horizontal)
     wait(window)
+    grid = window.internals.grid  # scrolled to MIM-N and MIM-S (the whole grid scrolls; none is cut off)
+    view = grid.cells[(1, "D")][0]
+    grid.verticalScrollBar().setValue(int(view.sceneBoundingRect().top()) - 30)
+    wait(window)
     print(save_screenshot(window, out / "internals-grid.png"))
     session.set_thresholds(0.3, 0.7)  # a trained model's gates rarely pass 0.1 / 0.9 on this data
     session.reduction = "split"
     session.quantities = ["f", "f'", "i", "S.f", "N.f", "C", "M", "S", "N", "H", "dH"]
+    wait(window)
+    grid.verticalScrollBar().setValue(0)
     wait(window)
     print(save_screenshot(window, out / "internals-split.png"))
     session.reduction = "mean"

@@ -273,6 +273,17 @@ class InternalsPanel(QWidget):
         self.reduction.setCurrentIndex(self.reduction.findData(session.reduction))
         self.reduction.blockSignals(False)
         self.channel.setEnabled(session.reduction == "channel")
+        settings = session.probe_settings  # the boxes follow the session (set from code, or refused)
+        for box, value in (
+            (self.lo, settings.lo),
+            (self.hi, settings.hi),
+            (self.bound, settings.state_bound),
+            (self.eps, settings.eps),
+            (self.channel, settings.channel),
+        ):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
         self._layout_grid()
         self.refresh_images()
         self.refresh_curves()
