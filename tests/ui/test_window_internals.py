@@ -153,3 +153,37 @@ def test_settings_are_checked_in_the_panel(qtbot, window, tiny_files):
     still = session.slots[0].stats["0/dH"][:, 5]
     raw = session.slots[0].trace.raw["0/dH"][:, 0]
     np.testing.assert_allclose(still, (np.abs(raw) < 0.05).reshape(len(raw), -1).mean(1), atol=1e-6)
+
+
+def test_an_e3d_lstms_resting_steps_show_as_not_computed(qtbot, window, tmp_path):
+    from mimviewer.checkpoints import save_checkpoint
+    from mimviewer.data import synthetic
+    from mimviewer.nets import create_model
+
+    frames = synthetic.bouncing_digits(1, length=12, size=16, num_digits=1, seed=3)[0]
+    np.save(tmp_path / "digits.npy", frames)
+    options = {"window_length": 3, "window_stride": 1, "temporal_filter_size": 2}  # rebuilt every 2 steps
+    model = create_model(
+        "e3d_lstm",
+        num_hidden=(4, 4),
+        filter_size=3,
+        patch_size=2,
+        height=16,
+        width=16,
+        pre=6,
+        aft=6,
+        options=options,
+    )
+    save_checkpoint(tmp_path / "e3d.safetensors", model)
+    assert window.open_paths(sequence=tmp_path / "digits.npy", checkpoint=tmp_path / "e3d.safetensors")
+    wait_finished(qtbot, window)
+    session, grid = window.session, window.internals.grid
+    session.quantities = ["f'", "C", "dH"]
+    for frame, computed in ((3, True), (4, False), (5, True), (6, False)):  # step = frame - 1
+        session.frame = frame
+        for name in ("f'", "C", "dH"):
+            _view, image, note = grid.cells[(1, name)]
+            assert note.isVisible() is not computed, (frame, name)
+            assert bool(np.isfinite(image.image).all()) == computed
+        window.internals._on_hover(1, "C", 2, 2)
+        assert ("not computed" in window.internals.hover.text()) is not computed
