@@ -218,3 +218,16 @@ def test_packed_copy_on_a_gpu_equals_the_device_values():
         for k, (maps, stats) in step.probes.items():
             np.testing.assert_array_equal(host.maps[k], maps.cpu().numpy())
             np.testing.assert_array_equal(host.stats[k], stats.cpu().numpy())
+
+
+def test_the_exported_heatmap_grid_says_not_computed():
+    trace = run("mim", {}, ProbeSpec())
+    at_0 = export.render_heatmap_grid(trace, 0, ["N.f", "S.f"], cell=48)
+    at_1 = export.render_heatmap_grid(trace, 1, ["N.f", "S.f"], cell=48)
+    assert at_0.shape == at_1.shape
+    # layer 1's N.f cell: plain grey with a label at step 0, a heatmap at step 1
+    top = export.HEADER + export.LABEL + (48 + 2 * export.LABEL)
+    left = 34
+    cell_0, cell_1 = at_0[top : top + 48, left : left + 48], at_1[top : top + 48, left : left + 48]
+    assert (cell_0 == 220).all(axis=2).mean() > 0.5 and not (cell_1 == 220).all(axis=2).any()
+    assert (cell_0 < 100).all(axis=2).any()  # the label's dark text
