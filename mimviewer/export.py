@@ -598,7 +598,7 @@ def render_heatmap_grid(
                 continue
             if not trace.valid_steps(layer, name)[step]:  # MIM-N at step 0, E3D's resting steps
                 image[y : y + cell, x : x + cell] = (220, 220, 220)
-                _text(image, _fit("not computed", cell), x + 2, y + cell // 2 + 4, scale=0.35)
+                _text(image, _fit("not computed", cell), x + 2, y + cell // 2 + 4, (40, 40, 40), 0.35)
                 continue
             scale = heatmap_scale(trace, layer, name, reduction, sample)
             values = _as_image(trace.map(layer, name, reduction)[step, sample])
