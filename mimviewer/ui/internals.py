@@ -86,7 +86,14 @@ class HeatmapDialog(QDialog):
             return
         if not np.isfinite(data).any():
             self.label.setText(f"step {step} · not computed at this step")
+        rgb = data.ndim == 3  # the two-colour split: blue = share below, red = share above
+        self.bar.setVisible(not rgb)
         self.bar.setColorMap(colour_map(lut_for(levels)))
+        if rgb:
+            self.image.setLookupTable(None)
+            self.image.setImage(np.nan_to_num(data), autoLevels=False, levels=(0.0, 1.0))
+            return
+        self.image.setLookupTable(lut_for(levels))
         self.image.setImage(data, autoLevels=False)
         self.bar.setLevels(levels)
 
