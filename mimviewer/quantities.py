@@ -36,7 +36,7 @@ UNITS: dict[str, str] = {"gate": "gate value, 0…1", "state": "activation", "ch
 _CELL_EQUATIONS: dict[str, dict[str, str]] = {
     "convlstm": {
         "i": "i = σ(W_xi ∗ x + W_hi ∗ H₋)",
-        "f": "f = σ(W_xf ∗ x + W_hf ∗ H₋)   (no forget bias, OpenSTL ≥ 1.0)",
+        "f": "f = σ(W_xf ∗ x + W_hf ∗ H₋)   (no forget bias, OpenSTL ≥ 1.0; peephole option: + W_cf ⊙ C₋)",
         "g": "g = tanh(W_xg ∗ x + W_hg ∗ H₋)",
         "o": "o = σ(W_xo ∗ x + W_ho ∗ H₋)",
         "C": "C = f ⊙ C₋ + i ⊙ g",
@@ -93,6 +93,30 @@ _CELL_EQUATIONS: dict[str, dict[str, str]] = {
         "S": "S = f_S ⊙ S₋ + i_S ⊙ g_S   (MIM-S memory: stationary)",
         "T": "T = o_S ⊙ tanh(S)   (replaces the forget path of C)",
     },
+    "mim_paper_block": {
+        "i": "i = σ(W_xi ∗ x + W_hi ∗ H₋)",
+        "g": "g = tanh(W_xg ∗ x + W_hg ∗ H₋)",
+        "C": "C = T + i ⊙ g   (MIM-S's T replaces f ⊙ C₋)",
+        "i'": "i' = σ(W'_xi ∗ x + W_mi ∗ M₋)   (own input convolution, the paper's)",
+        "f'": "f' = σ(W'_xf ∗ x + W_mf ∗ M₋ + 1)",
+        "g'": "g' = tanh(W'_xg ∗ x + W_mg ∗ M₋)",
+        "M": "M = f' ⊙ M₋ + i' ⊙ g'",
+        "o": "o = σ(W_xo ∗ x + W_ho ∗ H₋ + W_co ∗ C + W_mo ∗ M)",
+        "H": "H = o ⊙ tanh(W_1×1 ∗ [C, M])",
+        "D": "ΔH↓ = H↓ − H↓₋   (every MIM-N reads its own layer below; at t = 0, H↓₋ = 0)",
+        "N.i": "i_N = σ(W ∗ ΔH↓ + W ∗ N₋)",
+        "N.f": "f_N = σ(W ∗ ΔH↓ + W ∗ N₋ + 1)",
+        "N.g": "g_N = tanh(W ∗ ΔH↓ + W ∗ N₋)",
+        "N.o": "o_N = σ(W ∗ ΔH↓ + W_no ∗ N)",
+        "N": "N = f_N ⊙ N₋ + i_N ⊙ g_N   (MIM-N memory: non-stationary)",
+        "Dn": "D = o_N ⊙ tanh(N)   (the paper's D: MIM-N's output)",
+        "S.i": "i_S = σ(W ∗ D + W ∗ C₋)",
+        "S.f": "f_S = σ(W ∗ D + W ∗ C₋ + 1)",
+        "S.g": "g_S = tanh(W ∗ D + W ∗ C₋)",
+        "S.o": "o_S = σ(W ∗ D + W ∗ C₋ + W_so ∗ S)",
+        "S": "S = f_S ⊙ S₋ + i_S ⊙ g_S   (MIM-S memory: stationary)",
+        "T": "T = o_S ⊙ tanh(S)   (replaces the forget path of C)",
+    },
     "e3d": {
         "i": "i = σ(W_xi ∗ x + W_hi ∗ H₋)   (3-D convs over the clip)",
         "r": "r = σ(W_xr ∗ x + W_hr ∗ H₋)   (recall gate: the attention query)",
@@ -108,7 +132,7 @@ _CELL_EQUATIONS: dict[str, dict[str, str]] = {
     },
     "lstm": {
         "i": "i = σ(W_xi x + W_ri r₋ + b_i)",
-        "f": "f = σ(W_xf x + W_rf r₋ + b_f + 1)",
+        "f": "f = σ(W_xf x + W_rf r₋ + b_f + 1)   (peephole option: + w_cf ⊙ C₋)",
         "g": "g = tanh(W_xg x + W_rg r₋ + b_g)",
         "o": "o = σ(W_xo x + W_ro r₋ + b_o)",
         "C": "C = f ⊙ C₋ + i ⊙ g",
@@ -168,8 +192,8 @@ def equation(arch: str, layer: int, name: str) -> str:
     if name == "dH":
         return DH_EQUATION
     cell = _ARCH_CELLS.get(arch)
-    if arch.startswith("mim"):
-        cell = "stlstm" if layer == 0 else "mim_block"
+    if arch.startswith("mim"):  # mim: the official code; mim_paper: the paper's equations
+        cell = "stlstm" if layer == 0 else "mim_paper_block" if arch == "mim_paper" else "mim_block"
     return _CELL_EQUATIONS.get(cell or "", {}).get(name, "")
 
 

@@ -108,15 +108,25 @@ def _raw(trace: Trace, layer: int, name: str) -> np.ndarray:
 
 
 def study_model(
-    name: str, loaded: LoadedCheckpoint, frames: np.ndarray, *, lo: float = 0.1, hi: float = 0.9
+    name: str,
+    loaded: LoadedCheckpoint,
+    frames: np.ndarray,
+    *,
+    lo: float = 0.1,
+    hi: float = 0.9,
+    aft: int | None = None,
 ) -> StudyResult:
-    """Roll ``frames`` (N, T, C, H, W) out with every probe and reduce to per-step curves."""
+    """Roll ``frames`` (N, T, C, H, W) out with every probe and reduce to per-step curves.
+
+    ``aft`` longer than the trained horizon runs on autoregressively (``frames`` must then
+    hold ``pre + aft`` frames of truth for the active cells)."""
     model = loaded.model
     cfg = loaded.config
+    aft = cfg.aft if aft is None else aft
     keep = {*FORGET_GATES, *MIM_SIGNALS}
     spec = ProbeSpec(lo=lo, hi=hi, keep_raw=True, quantities=frozenset(keep))
-    trace = rollout(model, frames, probes=spec, device="cpu").trace
-    steps = cfg.pre + cfg.aft - 1
+    trace = rollout(model, frames, cfg.pre, aft, probes=spec, device="cpu").trace
+    steps = cfg.pre + aft - 1
     if cfg.units in ("dBZ", "mm/h"):
         from mimviewer.data.units import rain_rate_to_unit
 
@@ -160,7 +170,7 @@ def study_model(
     return StudyResult(
         name,
         cfg.pre,
-        cfg.aft,
+        aft,
         saturated,
         low,
         high,

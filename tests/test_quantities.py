@@ -27,6 +27,7 @@ def test_mim_names_follow_the_paper_where_it_names_them():
     assert display_name("Dn") == "D"  # the paper's D is MIM-N's output
     assert "code" in equation("mim", 1, "N.i")  # where the official code differs, the tooltip says so
     assert equation("mim", 0, "f").startswith("f = σ") and "T" in equation("mim", 1, "C")
+    assert "code" not in equation("mim_paper", 1, "N.i") and "W_no ∗ N" in equation("mim_paper", 1, "N.o")
     assert [g for g, _ in grouped(["H", "S", "N.f", "f", "dH", "Dn"])] == [
         "cell: C path",
         "cell: output",

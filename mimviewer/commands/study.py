@@ -21,6 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--data", choices=("digits", "storms"), help="held-out data (default: what the model was trained on)"
     )
     p.add_argument("--sequences", type=int, default=16, help="held-out sequences")
+    p.add_argument(
+        "--aft",
+        type=int,
+        help="prediction steps (default: the model's trained horizon; more runs on autoregressively)",
+    )
     p.add_argument("--seed", type=int, help="generator seed (default: the model cards' test seed)")
     p.add_argument("--lo", type=float, default=0.1, help="a gate below lo is saturated low")
     p.add_argument("--hi", type=float, default=0.9, help="a gate above hi is saturated high")
@@ -56,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
             data = TrainConfig.from_json(loaded.metadata["train"]).data
         cfg = loaded.config
         seed = TEST_SEED if args.seed is None else args.seed
-        frames = synthetic_frames(data, args.sequences, cfg.pre + cfg.aft, cfg.height, seed)
-        results.append(study_model(name, loaded, frames, lo=args.lo, hi=args.hi))
+        aft = cfg.aft if args.aft is None else args.aft
+        if aft < 1:
+            raise MimviewerError(f"--aft must be >= 1, got {aft}")
+        frames = synthetic_frames(data, args.sequences, cfg.pre + aft, cfg.height, seed)
+        results.append(study_model(name, loaded, frames, lo=args.lo, hi=args.hi, aft=aft))
     written = write_study(results, args.out)
     print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))
     return 0

@@ -19,6 +19,16 @@ def add_parser(subparsers) -> None:
     from mimviewer.commands.predict import add_fit_flag
 
     add_fit_flag(parser)
+    parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
+    parser.add_argument(
+        "--aft", type=int, help="frames to predict (default: the checkpoint's; more runs on autoregressively)"
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="the last frame the model reads (-1: the last of INPUT; default: where the truth of the whole "
+        "horizon exists, else the last frame)",
+    )
     add_window_options(parser)
     parser.set_defaults(run=run)
 
@@ -41,10 +51,21 @@ def run(args: argparse.Namespace) -> int:
             "no display found (DISPLAY/WAYLAND_DISPLAY unset): pass --screenshot PNG to render offscreen"
         )
 
+    for name in ("pre", "aft"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise MimviewerError(f"--{name} must be >= 1, got {value}")
+
     def setup(window) -> None:
         choose_device(window, args.device)
         window.session.fit = args.fit
         if args.input or args.checkpoint or args.compare:
-            window.open_paths(sequence=args.input, checkpoint=args.checkpoint, compare=args.compare)
+            opened = window.open_paths(
+                sequence=args.input, checkpoint=args.checkpoint, compare=args.compare, run=False
+            )
+            if opened and (args.pre or args.aft or args.now is not None):
+                window.change_forecast_to(context=args.pre, horizon=args.aft, now=args.now)
+            elif opened:
+                window.runner.start()
 
     return run_window(setup, screenshot=args.screenshot)

@@ -117,6 +117,14 @@ class RecurrentModel(nn.Module):
         """Names this model records for ``layer`` (plus "dH", derived from "H" by the recorder)."""
         return self.layer_quantities
 
+    def recurrent_modules(self) -> dict[str, int]:
+        """The recurrent products: bias-free linear modules (by qualified name, with their layer)
+        that read a state the same cell produced at the previous step (H_(t-1), C_(t-1), ...).
+
+        Delta inference (mimviewer/nets/delta.py) computes exactly these incrementally.
+        """
+        return {}
+
     # -- shared rollout -------------------------------------------------------------------
     def check_frames(self, frames: torch.Tensor, needed: int) -> None:
         cfg = self.config

@@ -221,6 +221,9 @@ class E3DLSTM(RecurrentModel):
             hidden[-1], config.patch_channels, (length, 1, 1), stride=(length, 1, 1), bias=False
         )
 
+    def recurrent_modules(self) -> dict[str, int]:
+        return {f"cell_list.{i}.conv_h.0.conv3d": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
+
     def init_state(self, batch: int, like: torch.Tensor) -> E3DState:
         cfg = self.config
         clip = (self.window_length, cfg.grid_height, cfg.grid_width)

@@ -32,16 +32,20 @@ class InferenceRunner(QObject):
     def is_running(self) -> bool:
         return self._worker is not None
 
-    def start(self) -> None:
-        """Cancel what runs, clear the old results and roll out every model again."""
+    def start(self, only: tuple[int, ...] | None = None) -> None:
+        """Cancel what runs, clear the old results and roll out every model (or the slots in
+        ``only``) again."""
+        only = tuple(only) if isinstance(only, (tuple, list)) else None  # Qt may pass a bool here
         self.cancel()
         session = self.session
         if session.frames is None or not session.models:
             return
-        run = session.start_run()
-        self._total = session.steps * len(session.models)
+        run = session.start_run(only)
+        slots = [i for i, _ in session.models if only is None or i in only]
+        self._total = session.steps * len(slots)
         self._done = 0
-        worker = GeneratorWorker(session.inference, run, device=self.device)
+        extra = {} if only is None else {"only": only}
+        worker = GeneratorWorker(session.inference, run, device=self.device, **extra)
         # Signals already queued when a run is cancelled still arrive: each handler checks
         # that its worker is the current one.
         worker.yielded.connect(lambda update: self._on_yielded(worker, update))

@@ -37,22 +37,36 @@ def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
 
 
 def inference(
-    session: Session, run: int, *, device: str = "auto", amp: bool = False
+    session: Session,
+    run: int,
+    *,
+    device: str = "auto",
+    amp: bool = False,
+    only: tuple[int, ...] | None = None,
 ) -> Generator[StepUpdate | SlotDone, None, None]:
-    """Roll out every model over the session's sequence, one update per step, then one SlotDone.
+    """Roll out every model (or the slots in ``only``) over the session's sequence, one update
+    per step, then one SlotDone per model.
 
-    The worker thread does the device work and draws the display images (the session's
-    renderer), so that scrubbing later only swaps images drawn once.
+    The models read the ``pre`` context frames only and predict ``aft`` frames after them
+    (past the end of the sequence in a forecast: those steps get no difference image). The
+    worker thread does the device work and draws the display images (the session's
+    renderer), so that scrubbing later only swaps images drawn once. A what-if slot reads its
+    own (edited) frames and its difference view is against its reference slot's prediction.
     """
     if session.frames is None:
         raise DataError("open a sequence first")
     pre, aft = session.pre, session.aft
     window = session.frames  # fixed for this run, even if the user opens another file meanwhile
-    frames = window[: pre + aft]
+    frames = window[:pre]
     renderer, units, source = session.renderer, session.units, session.source
     dev = pick_device(device)
+    outputs_of = {i: s.outputs for i, s in session.models if s.finished and s.outputs is not None}
     for slot_index, slot in session.models:
+        if only is not None and slot_index not in only:
+            continue
         model = slot.model
+        reads = frames if slot.inputs is None else slot.inputs
+        reference = None if slot.reference is None else outputs_of.get(slot.reference)
         cfg = model.config
         if frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
             raise ShapeError(
@@ -60,7 +74,7 @@ def inference(
                 f"{slot.name} expects {(cfg.channels, cfg.height, cfg.width)}"
             )
         probes = probe_spec(session, model)
-        generator = iter_rollout(model, frames, pre, aft, probes=probes, device=dev, amp=amp)
+        generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
         while True:
             try:
                 step = next(generator)
@@ -75,7 +89,13 @@ def inference(
                 raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
             frame = step.frame[0].cpu().numpy()
             probes = step.host_probes(0)  # every map and statistic of the step in one host copy
-            image, diff = renderer.frames(frame), renderer.differences(frame, window[step.t + 1])
+            target = step.t + 1  # the timeline frame this step predicts
+            if reference is not None:
+                against = reference[step.t]
+            else:  # past the end of the sequence there is no truth (a forecast): no difference
+                against = window[target] if target < len(window) else None
+            image = renderer.frames(frame)
+            diff = None if against is None else renderer.differences(frame, against)
             yield StepUpdate(
                 run,
                 slot_index,
@@ -89,6 +109,7 @@ def inference(
                 probes.valid,
             )
         outputs = result.outputs[0]  # (steps, C, H, W)
+        outputs_of[slot_index] = outputs
         yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
 
 
@@ -105,9 +126,15 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
     inputs = (session.source,) if session.source else ()
     renderer = session.renderer
     if kind in ("gif", "mp4", "strip"):
-        gt, predictions, pre = comparison_arrays(session)
-        write = export.write_strip if kind == "strip" else export.write_comparison
-        return lambda: write(path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs)
+        gt, predictions, pre = comparison_arrays(session)  # NaN GT frames: not observed yet
+        if kind == "strip":
+            return lambda: export.write_strip(
+                path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs
+            )
+        notes = session.frame_notes()  # lead, valid time, "not observed yet"
+        return lambda: export.write_comparison(
+            path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs, notes=notes
+        )
     if kind == "metrics":
         table = metrics_table(session)
         return lambda: export.write_metrics_csv(path, table)
@@ -127,17 +154,22 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
 
 
 def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-    """(GT of context + future frames, {model name: its aft predicted frames}, pre), copied."""
+    """(GT of context + future frames, NaN frames where not observed yet (a forecast past the end);
+    {model name: its aft predicted frames}; pre), copied."""
     if session.frames is None:
         raise DataError("open a sequence first")
-    gt = session.frames[: session.pre + session.aft]
+    gt = np.full((session.pre + session.aft, *session.frames.shape[1:]), np.nan, np.float32)
+    observed = session.frames[: session.pre + session.aft]
+    gt[: len(observed)] = observed
     predictions: dict[str, np.ndarray] = {}
     for index, slot in session.models:
+        if slot.reference is not None:  # the what-if rollout has its own export (mimviewer whatif)
+            continue
         if slot.outputs is None or not slot.finished:
             raise DataError(f"{slot.name}: inference has not finished yet")
         name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
         predictions[name] = slot.outputs[-session.aft :].copy()
-    return gt.copy(), predictions, session.pre
+    return gt, predictions, session.pre
 
 
 def metrics_table(session: Session) -> dict[str, np.ndarray]:
