@@ -27,6 +27,7 @@ COMMANDS = (
     "train",
     "study",
     "delta",
+    "sweep",
 )
 
 

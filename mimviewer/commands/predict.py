@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,9 +103,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "changes below E dropped; prints the multiply-adds skipped and the error against the exact rollout",
     )
     add_fit_flag(parser)
+    add_speed_flags(parser)
     add_config_flags(parser)
     add_probe_flags(parser)
     parser.set_defaults(run=run)
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """--fast, --tf32, --cuda-graph: each on where the hardware has it, else one line saying why not."""
+    group = parser.add_argument_group("speed (each falls back with a one-line note where unavailable)")
+    group.add_argument("--fast", action="store_true", help="bf16 autocast where the GPU/CPU has native bf16")
+    group.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions (CUDA Ampere+)")
+    group.add_argument(
+        "--cuda-graph", action="store_true", help="capture the whole rollout with probes as one CUDA graph"
+    )
+
+
+def speed_notes(args: argparse.Namespace, device: Any) -> tuple[bool, list[str]]:
+    """(use bf16, notes to print) for the speed flags; sets TF32 process-wide."""
+    from mimviewer.accel import fast_note, set_tf32
+
+    notes = [note for note in (set_tf32(args.tf32, device),) if note]
+    amp = bool(getattr(args, "bf16", False))
+    if args.fast and not amp:
+        note = fast_note(device)
+        if note:
+            notes.append(note)
+        amp = note is None
+    return amp, notes
 
 
 def add_fit_flag(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +199,7 @@ def _concat_traces(traces: list) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mimviewer.accel import device_memory_errors
     from mimviewer.atomic import atomic_file, check_output
     from mimviewer.checkpoints import load_for_input
     from mimviewer.data import adapt
@@ -217,24 +244,41 @@ def run(args: argparse.Namespace) -> int:
     ]
     frames = np.stack([frames for _, frames, _ in adapted])  # (N, pre, C, H, W)
     notes = inputs.notes + adapted[0][2]
+    amp, speed = speed_notes(args, device)
 
     if args.delta_eps is not None and not args.delta_eps >= 0:
         raise ShapeError(f"--delta-eps must be >= 0, got {args.delta_eps}")
     predictions, traces, delta = [], [], DeltaTally()
+    graph = args.cuda_graph and args.delta_eps is None  # a graph would replay the exact kernels
+    if args.cuda_graph and not graph:
+        speed.append("cuda graph off: delta inference runs eagerly")
     for start in range(0, len(frames), args.batch_size):
         batch = frames[start : start + args.batch_size]
 
         def run_batch(probes: ProbeSpec | None, batch=batch) -> Any:
-            return rollout(loaded.model, batch, pre, aft, probes=probes, device=device, amp=args.bf16)
+            return rollout(
+                loaded.model,
+                batch,
+                pre,
+                aft,
+                probes=probes,
+                device=device,
+                amp=amp,
+                cuda_graph=graph,
+            )
 
         probes = spec
-        if args.delta_eps is None:
-            result = run_batch(probes)
-        else:
-            result = delta.run(loaded.model, args.delta_eps, run_batch, probes)
+        with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
+            if args.delta_eps is None:
+                result = run_batch(probes)
+            else:
+                result = delta.run(loaded.model, args.delta_eps, run_batch, probes)
+        speed.extend(note for note in getattr(result, "notes", ()) if note not in speed)
         predictions.append(result.prediction)
         if result.trace is not None:
             traces.append(result.trace)
+    for note in speed:
+        print(f"mimviewer: {note}", file=sys.stderr)
     prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
     if not inputs.batched:
         prediction = prediction[0]

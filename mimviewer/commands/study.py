@@ -16,7 +16,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Roll checkpoints out over a held-out synthetic set with every probe and write "
         "saturation curves, MIM-N/MIM-S signal curves, heatmap grids (PNG) and saturation.json.",
     )
-    p.add_argument("models", nargs="+", help="bundled model names (e.g. predrnn_storms) or checkpoint paths")
+    p.add_argument(
+        "models",
+        nargs="+",
+        help="bundled model names (e.g. predrnn_storms), checkpoint paths, or the .csv/.parquet "
+        "tables of `mimviewer sweep` (the study over a whole test set)",
+    )
     p.add_argument(
         "--data", choices=("digits", "storms"), help="held-out data (default: what the model was trained on)"
     )
@@ -45,8 +50,28 @@ def resolve(model: str) -> tuple[str, Path]:
     return model, bundled
 
 
+SWEEP_TABLES = (".csv", ".parquet")
+
+
+def run_sweeps(args: argparse.Namespace) -> int:
+    """The study over whole data sets, from sweep tables (no rollout: the sweep did it)."""
+    from mimviewer.study import study_sweep, write_sweep_study
+    from mimviewer.sweep import read_table
+
+    results = [study_sweep(Path(table).stem, read_table(table)) for table in args.models]
+    written = write_sweep_study(results, args.out)
+    print(json.dumps({k: str(v) for k, v in written.items()}, indent=1))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import load_checkpoint
+
+    tables = [Path(m).suffix.lower() in SWEEP_TABLES for m in args.models]
+    if any(tables):
+        if not all(tables):
+            raise MimviewerError("give either sweep tables (.csv/.parquet) or models, not both")
+        return run_sweeps(args)
     from mimviewer.study import study_model, write_study
     from mimviewer.train import TEST_SEED, TrainConfig, synthetic_frames
 

@@ -39,6 +39,9 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
     )
+    parser.add_argument(
+        "--fast", action="store_true", help="bf16 autocast where the GPU/CPU has it (shown in the status bar)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     def setup(window) -> None:
         choose_device(window, args.device)
+        window.runner.fast = args.fast
         window.session.fit = args.fit
         if args.input or args.checkpoint or args.compare:
             opened = window.open_paths(

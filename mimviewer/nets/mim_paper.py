@@ -1,8 +1,11 @@
-"""MIM as published: the equations of Wang et al. (CVPR 2019), not the released code.
+"""MIM as the paper describes it (Wang et al., CVPR 2019), not as the released code computes it.
 
 ``mim`` (mimviewer/nets/mim.py) reproduces the official code and OpenSTL; this module writes
-the paper's equations, so that the two can be run side by side on the same sequence.
-docs/mim-paper-vs-code.md lists every difference, equation next to code line. In short:
+the paper's MIM block, MIM-N and MIM-S as equations, so that the two can be run side by side on
+the same sequence. The paper's equation text (its Section 3) could not be read for this project:
+the equations are reconstructed from its abstract, sentences quoted from its Section 3.1, PredRNN's
+ST-LSTM and the LSTM form; docs/mim-paper-vs-code.md tags every equation with what it rests on
+and lists every difference, equation next to code line. In short:
 
 * MIM-N has no hidden state of its own: its gates read a convolution of N_(t-1), its output
   gate a convolution of the new N_t (the code: a peephole ConvLSTM over its own previous
@@ -15,7 +18,8 @@ docs/mim-paper-vs-code.md lists every difference, equation next to code line. In
   ST-LSTM's, where the code reads a convolution of the *incoming* M;
 * the block's C path and M path have their own input convolutions (W_xi, W_xg vs W'_xi,
   W'_xg), where the code shares one for i and i', one for g and g';
-* at t = 0 the previous states are zero, so D = H^(l-1)_0 (the code sets D = 0 there).
+* at t = 0 the previous states are zero, so D = H^(l-1)_0 (the code sets D = 0 there; the
+  paper text read says nothing about t = 0).
 
 Shared with ``mim`` where the equations agree: layer 0 is PredRNN's ST-LSTM in both, the zigzag
 memory M flows the same way, and every quantity keeps the name ``mim`` records (D, N, Dn, S, T

@@ -180,7 +180,7 @@ class InternalsPanel(QWidget):
         self.curve_quantity.setToolTip("Quantity whose shares below (dashed) and above (solid) are plotted")
         self.curve_quantity.currentIndexChanged.connect(lambda _: self.refresh_curves())
         self.curves = pg.PlotWidget()
-        self.curves.setMinimumHeight(150)
+        self.curves.setMinimumHeight(120)
         self.curves.setMouseEnabled(x=False, y=False)
         self.curves.hideButtons()
         self.curves.showGrid(x=True, y=True, alpha=0.3)

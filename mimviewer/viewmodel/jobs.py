@@ -16,6 +16,7 @@ import torch
 
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
 from mimviewer.viewmodel.readout import metrics_timeline
@@ -24,16 +25,14 @@ from mimviewer.viewmodel.results import InferenceError, OutOfDeviceMemory, SlotD
 if TYPE_CHECKING:
     from mimviewer.viewmodel.session import Session
 
-# Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
-RAW_BUDGET_BYTES = 256 * 2**20
-
 
 def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
-    """What to record: the session's settings, and raw values when they fit the budget."""
-    cfg = model.config
-    per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
-    size = session.steps * per_step * max(cfg.num_hidden) * cfg.grid_height * cfg.grid_width * 4
-    return session.probe_settings.replace(keep_raw=size <= RAW_BUDGET_BYTES)
+    """What to record: the session's settings, and raw values (to re-reduce when the settings
+    change without re-running) when they and the rollout state fit the budget (sized by
+    :mod:`mimviewer.memory`, which counts E3D-LSTM's recall history)."""
+    spec = session.probe_settings.replace(keep_raw=True)
+    fits = fits_budget(model, spec, 1, session.pre, session.aft, RAW_BUDGET_BYTES)
+    return spec.replace(keep_raw=fits)
 
 
 def inference(

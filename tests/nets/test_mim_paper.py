@@ -1,4 +1,6 @@
-"""mim_paper: MIM as the CVPR 2019 paper writes it, checked against the paper's equations by hand."""
+"""mim_paper: MIM as the CVPR 2019 paper describes it, checked by hand against the equations of
+docs/mim-paper-vs-code.md (reconstructed: the paper's equation text could not be read; the doc
+tags each equation with what it rests on)."""
 
 import numpy as np
 import pytest
@@ -66,9 +68,9 @@ def rows(weight, n):
 
 @torch.no_grad()
 def test_one_step_follows_the_papers_equations():
-    """The MIM block, MIM-N and MIM-S equations of Wang et al. (2019): one step of a 3-layer net
-    from non-zero states, written out with the paper's symbols in float64; forget gates get +1
-    (no learned biases)."""
+    """The MIM block, MIM-N and MIM-S equations (docs/mim-paper-vs-code.md, in the paper's
+    symbols): one step of a 3-layer net from non-zero states, written out in float64; forget
+    gates get +1 (no learned biases)."""
     model = loud(create_model("mim_paper", **tiny())).double()
     nh, b, hp, wp = 4, 2, 4, 6
 
