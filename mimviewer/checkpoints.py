@@ -47,7 +47,9 @@ from typing import Any
 
 import torch
 
+from mimviewer import checkpoint_guard as guard
 from mimviewer.errors import CheckpointError, ConfigError, ShapeError
+from mimviewer.limits import MAX_CONFIG_BYTES, check_config_values, shorten
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config, model_entry
 
 CONFIG_KEY = "mimviewer.config"  # safetensors metadata key holding the ModelConfig JSON
@@ -173,6 +175,7 @@ def _is_safetensors(path: Path) -> bool:
 def _read_safetensors(path: Path) -> _RawCheckpoint:
     from safetensors import SafetensorError, safe_open
 
+    guard.check_safetensors_header(path)  # declared dtypes, shapes and sizes, before any tensor is read
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
@@ -183,23 +186,30 @@ def _read_safetensors(path: Path) -> _RawCheckpoint:
     if CONFIG_KEY in metadata:
         try:
             stated = json.loads(metadata.pop(CONFIG_KEY))
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path}: the config in its metadata is not valid JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise CheckpointError(
+                f"{path}: the config in its metadata is not valid JSON ({shorten(str(exc), 60)})"
+            ) from None
+        if not isinstance(stated, dict):
+            raise CheckpointError(f"{path}: the config in its metadata is not a JSON object")
     fmt = "mimviewer" if metadata.pop(FORMAT_KEY, None) or stated else "safetensors"
     return _RawCheckpoint(fmt, tensors, stated, metadata)
 
 
 def _weights_only_load(path: Path, inert: list[str]) -> Any:
     safe = _SAFE_GLOBALS + [(_Inert, name) for name in inert]
+    mmap = guard.check_zip_pickle(path)  # a zip is bounded by its directory, then mapped, not read whole
     with warnings.catch_warnings(), torch.serialization.safe_globals(safe):
         warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": harmless, and not the user's to fix
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def _torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)``; training extras become inert, code-running pickles are refused."""
     try:
         return _weights_only_load(path, [])
+    except CheckpointError:
+        raise
     except Exception as exc:
         error = exc
     asked = _pickle_globals(path)  # read with pickletools: nothing is imported or run
@@ -274,6 +284,7 @@ def _tensors_only(path: Path, d: Mapping) -> dict[str, torch.Tensor]:
     tensors = {str(k): v for k, v in d.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: not a checkpoint (no weight tensors found)")
+    guard.check_tensor_storage(path, tensors)  # declared shapes own their bytes (no stride-0 blow-up)
     return tensors
 
 
@@ -320,12 +331,7 @@ def _read_pickled(path: Path) -> _RawCheckpoint:
 
 
 def _read_file(path: Path) -> _RawCheckpoint:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
+    guard.check_readable(path)  # missing, folder, empty, permission denied: said as such
     if path.suffix == ".safetensors" or _is_safetensors(path):
         return _read_safetensors(path)
     return _read_pickled(path)
@@ -341,13 +347,15 @@ def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         key = re.sub(r"[^a-z0-9]", "", d["method"].lower())
         if key not in OPENSTL_METHODS:
             raise CheckpointError(
-                f"{source}: method {d['method']!r} is not a recurrent model mimviewer knows"
+                f"{source}: method {shorten(d['method'])} is not a recurrent model mimviewer knows"
             )
         fields["arch"] = OPENSTL_METHODS[key]
     try:
         if "num_hidden" in d:
             hidden = d["num_hidden"]
             items = hidden.split(",") if isinstance(hidden, str) else hidden
+            if len(items) > 4096:
+                raise ValueError(f"num_hidden lists {len(items):,} layers")
             fields["num_hidden"] = tuple(int(n) for n in items)
         for ours, theirs in (
             ("filter_size", "filter_size"),
@@ -363,8 +371,8 @@ def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         if d.get("in_shape") is not None:
             _, c, h, w = (int(n) for n in d["in_shape"])
             fields.update(channels=c, height=h, width=w)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: unreadable model settings ({exc})") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{source}: unreadable model settings ({shorten(str(exc), 80)})") from None
     if fields.get("arch") == "e3d_lstm":
         fields.pop("filter_size", None)  # OpenSTL's E3D-LSTM ignores it: its kernels are always (2, 5, 5)
     return fields
@@ -377,22 +385,32 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     import, a computed value) is refused with the file and line.
     """
     path = Path(path)
+    size = guard.check_readable(path, ConfigError, "config")
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes is not a config file (at most {MAX_CONFIG_BYTES:,})")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+        raise guard.os_error(path, exc, ConfigError) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a config file (binary, not UTF-8 text)") from None
     if path.suffix == ".json":
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+            raise ConfigError(f"{path}: not valid JSON ({shorten(str(exc), 60)})") from None
         if not isinstance(d, dict):
             raise ConfigError(f"{path}: expected a JSON object of config fields")
-        return d
+        try:
+            return check_config_values(d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     try:
         tree = ast.parse(text, filename=str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}: not a Python config file (line {exc.lineno}: {exc.msg})") from None
+    except (RecursionError, MemoryError, ValueError):  # nested too deep for the parser; NUL bytes
+        raise ConfigError(f"{path}: not a config file (nested too deeply or not text)") from None
     values: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -403,14 +421,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             )
         try:
             value = ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             raise ConfigError(
                 f"{path}:{node.lineno}: {ast.unparse(node.targets[0])} is not a literal value "
                 "(config files are read as data, never executed)"
             ) from None
         for target in node.targets:
             values[target.id] = value  # type: ignore[union-attr]
-    return openstl_fields(values, source=str(path))
+    fields = openstl_fields(values, source=str(path))
+    try:
+        return check_config_values(fields)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 # -- inferring the config from the weights -------------------------------------------------
@@ -640,6 +662,7 @@ def load_checkpoint(
     config, fixed = resolve_config(
         path, raw.state_dict, stated, infer=raw.format != "mimviewer", frame_size=frame_size
     )
+    guard.check_against_model(path, config, raw.state_dict, create_model, load_weights)  # before allocating
     model = create_model(config)
     load_weights(path, model, raw.state_dict)
     model.to(device).eval()
@@ -658,6 +681,10 @@ def resolve_config(
 
     Returns the config and whether the weights fix the frame size.
     """
+    try:  # types and ranges of what the file and flags state, before any arithmetic on them
+        stated = check_config_values(stated)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     arch = stated.get("arch") or detect_arch(state_dict)
     if arch is None:
         raise CheckpointError(
