@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from mimviewer import __version__
@@ -36,13 +37,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `mimviewer` opens the empty window
         args = parser.parse_args(["view"])
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not later at exit as a traceback
+        return code
     except MimviewerError as exc:
-        print(f"mimviewer: error: {exc}", file=sys.stderr)
+        print(f"mimviewer: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mimviewer info X | head -0`: the reader left; say so once, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("mimviewer: error: standard output was closed before everything was written", file=sys.stderr)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
     except KeyboardInterrupt:
         print("mimviewer: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a file name may hold a newline), cut to a readable length."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 2000 else text[:1990] + " [...]"
 
 
 if __name__ == "__main__":

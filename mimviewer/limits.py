@@ -225,3 +225,48 @@ def check_rollout(config: Any, pre: int, aft: int, batch: int, *, source: str, t
         f"batch {batch}{', with its trace' if trace else ''},",
         advice="lower --pre/--aft/--batch-size or use smaller frames",
     )
+
+
+# -- training recipes (flags and train.json) -----------------------------------------------
+
+# field -> (kind, lo, hi, flag): a recipe value outside these makes no sense or divides by zero.
+TRAIN_RANGES: dict[str, tuple[type, float, float]] = {
+    "size": (int, 4, 4096),
+    "steps": (int, 1, 10**9),
+    "batch_size": (int, 1, MAX_BATCH),
+    "lr": (float, 1e-12, 10.0),
+    "weight_decay": (float, 0.0, 10.0),
+    "warmup": (int, 0, 10**9),
+    "clip": (float, 0.0, 1e6),
+    "sampling_stop": (float, 1e-6, 1.0),
+    "sampling_start": (float, 0.0, 1.0),
+    "aux_weight": (float, 0.0, 1e6),
+    "val_every": (int, 1, 10**9),
+    "val_sequences": (int, 1, 10_000),
+    "checkpoint_every": (int, 1, 10**9),
+    "seed": (int, 0, 2**62),
+}
+
+
+def check_train_values(values: Mapping[str, Any]) -> None:
+    """Every numeric field of a training recipe: right type, finite, in range (names the flag)."""
+    for name, (kind, lo, hi) in TRAIN_RANGES.items():
+        if name not in values:
+            continue
+        value, flag = values[name], "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MimviewerError(f"{flag} must be a number, not {shorten(value)}")
+        if kind is int and not (isinstance(value, int) or float(value).is_integer()):
+            raise MimviewerError(f"{flag} must be a whole number, not {shorten(value)}")
+        if not math.isfinite(value) or not lo <= value <= hi:
+            raise MimviewerError(f"{flag} must be in {lo:g}..{hi:g}, got {shorten(value)}")
+    start, stop = values.get("sampling_start", 0.0), values.get("sampling_stop", 1.0)
+    if values.get("sampling") == "reverse" and not start < stop:
+        raise MimviewerError(f"--sampling-stop ({stop:g}) must come after sampling_start ({start:g})")
+    for name in ("arch", "data", "schedule", "sampling", "loss"):
+        if name in values and (not isinstance(values[name], str) or len(values[name]) > 4096):
+            raise MimviewerError(f"{name} must be a name, not {shorten(values[name])}")
+    if "model" in values:
+        if not isinstance(values["model"], Mapping):
+            raise MimviewerError(f"model must map config fields to values, not {shorten(values['model'])}")
+        check_nesting(values["model"], "model")

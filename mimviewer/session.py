@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mimviewer.data import colors
+from mimviewer.data.lazy import LazyFrames
 from mimviewer.errors import DataError, MimviewerError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
 from mimviewer.nets.base import RecurrentModel
@@ -44,7 +45,6 @@ PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C"
 # Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
 RAW_BUDGET_BYTES = 256 * 2**20
 RADAR_UNITS = ("dBZ", "mm/h")
-MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
 
 
 class InferenceError(MimviewerError):
@@ -160,7 +160,8 @@ class Session:
 
     def __init__(self) -> None:
         self.events = SessionEvents()
-        self.all_frames: np.ndarray | None = None  # (T, C, H, W) model scale: the whole sequence read
+        # (T, C, H, W) model scale: the whole sequence, an array or read lazily from its file (LazyFrames)
+        self.all_frames: np.ndarray | LazyFrames | None = None
         self._start = 0  # first frame of the window the models run on (frame 0 of the timeline)
         self._gt_cache: dict[int, np.ndarray] = {}  # rendered GT images by absolute frame index
         self.units = "intensity"
@@ -189,7 +190,8 @@ class Session:
     ) -> None:
         """Show ``frames`` (T, C, H, W) in model scale [0, 1]; ``to_physical`` maps back to units;
         ``notes`` say what was done to the frames on the way (shown to the user)."""
-        frames = np.asarray(frames, np.float32)
+        if not isinstance(frames, LazyFrames):
+            frames = np.asarray(frames, np.float32)
         if frames.ndim == 3:
             frames = frames[:, None]
         if frames.ndim != 4:
@@ -227,10 +229,20 @@ class Session:
         """Move the window the models run on along a long sequence (results are cleared)."""
         if self.all_frames is None:
             return
-        value = int(min(max(value, 0), len(self.all_frames) - 2))
+        value = int(min(max(value, 0), self.max_start))
         if value != self._start:
             self._start = value
             self._show_window()
+
+    @property
+    def max_start(self) -> int:
+        """The last window start from which the main model's whole context + horizon still fits
+        (2 frames without a model); 0 when the sequence is shorter than that."""
+        if self.all_frames is None:
+            return 0
+        slot = self.slots[0]
+        needed = slot.model.config.pre + slot.model.config.aft if slot is not None else 2
+        return max(0, len(self.all_frames) - needed)
 
     def gt_image(self, frame: int) -> np.ndarray:
         """Display image of GT frame ``frame`` of the timeline, rendered on first use."""
@@ -250,7 +262,6 @@ class Session:
         """Show the opened sequence, fitted to the main model: resized to its frame size and
         converted to its channel count (RGB -> grey by luma, grey -> RGB), as `export` does."""
         from mimviewer.data import fit_to
-        from mimviewer.data.sequence import match_channels
 
         opened = seq = self._sequence
         if seq is None:
@@ -258,10 +269,9 @@ class Session:
         cfg = self.slots[0].model.config if self.slots[0] is not None else None
         if cfg is not None:
             seq = fit_to(seq, cfg.height, cfg.width)
-        frames = seq.frames(0, min(len(seq), MAX_FRAMES))
+        frames = LazyFrames(seq, channels=cfg.channels if cfg is not None else None)  # read where looked at
         notes = tuple(seq.meta.transforms)
-        if cfg is not None and frames.shape[1] != cfg.channels:
-            frames = match_channels(frames, cfg.channels, seq.meta.source)
+        if cfg is not None and seq.meta.channels != cfg.channels:
             notes += (f"{seq.meta.channels} channel(s) -> {cfg.channels} for the model",)
         self.set_sequence(
             frames,
@@ -384,7 +394,7 @@ class Session:
             raise DataError("open a sequence first")
         pre, aft = self.pre, self.aft
         window = self.frames  # fixed for this run, even if the user opens another file meanwhile
-        frames = window[: pre + aft]
+        frames = np.asarray(window[: pre + aft])  # only the run's frames are read
         dev = pick_device(device)
         for slot_index, slot in self.models:
             model = slot.model
@@ -435,7 +445,7 @@ class Session:
         """Metrics of every predicted frame 1..steps, as arrays over the timeline (NaN at frame 0)."""
         window = self.frames if window is None else window
         assert window is not None
-        gt = window[1 : len(outputs) + 1]
+        gt = np.asarray(window[1 : len(outputs) + 1])
         try:
             from mimviewer.metrics import frame_metrics
         except ImportError:  # metrics module not there yet: MSE and MAE only
@@ -739,7 +749,7 @@ class Session:
         """(GT of context + future frames, {model name: its aft predicted frames}, pre)."""
         if self.frames is None:
             raise DataError("open a sequence first")
-        gt = self.frames[: self.pre + self.aft]
+        gt = np.asarray(self.frames[: self.pre + self.aft])
         predictions: dict[str, np.ndarray] = {}
         for index, slot in self.models:
             if slot.outputs is None or not slot.finished:

@@ -11,10 +11,12 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.limits import check_flag, check_fps, check_rollout
 
 OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
 
@@ -65,8 +67,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 @dataclass
 class Inputs:
-    frames: np.ndarray  # (1, T, C, H, W) model scale
+    frames: Any  # (1, T, C, H, W) model scale: an array, or a sequence read lazily (see `window`)
     units: str  # what the data says its values are
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start..stop-1`` as (1, T, C, H, W): a file is read for these frames only."""
+        if isinstance(self.frames, np.ndarray):
+            return self.frames[:, start:stop]
+        return np.asarray(self.frames.lazy[start:stop])[None]
 
 
 def read_frames(path: str | Path, args: argparse.Namespace) -> Inputs:
@@ -74,8 +82,11 @@ def read_frames(path: str | Path, args: argparse.Namespace) -> Inputs:
     from mimviewer.data import open_sequence
 
     options = {"units": args.units, "sequence": args.sample or None}
+    from mimviewer.commands.predict import _OneSequence
+    from mimviewer.data.lazy import LazyFrames
+
     sequence = open_sequence(path, **{k: v for k, v in options.items() if v is not None})
-    return Inputs(sequence.frames()[None], sequence.meta.units)
+    return Inputs(_OneSequence(LazyFrames(sequence)), sequence.meta.units)  # read once the window is known
 
 
 def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
@@ -99,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     if args.stats and Path(args.stats).suffix.lower() not in (".csv", ".json"):
         raise MimviewerError(f"{args.stats}: gate statistics are written as .csv or .json")
     device = pick_device(args.device)
+    check_fps(args.fps)
+    check_flag(args.start, "--start", 0, 2**40)
+    check_flag(args.sample, "--sample", -(2**40), 2**40)
 
     if args.demo:
         if args.checkpoint or args.input:
@@ -111,17 +125,18 @@ def run(args: argparse.Namespace) -> int:
         models, names = _load_models(args, inputs.frames, device)
 
     config = models[0].config
-    if inputs.frames.shape[2] != config.channels:  # e.g. an RGB video for a grey model: by luma
-        from mimviewer.data.sequence import match_channels
-
-        source = str(args.input or "the demo data")
-        inputs.frames = np.stack([match_channels(f, config.channels, source) for f in inputs.frames])
     units = inputs.units
     pre = args.pre if args.pre is not None else config.pre
     aft = args.aft if args.aft is not None else config.aft
     if pre < 1 or aft < 1 or args.start < 0:
         raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
-    frames = inputs.frames[:, args.start : args.start + pre + aft]
+    check_rollout(config, pre, aft, 1, source=str(args.input or "the demo data"), trace=bool(args.stats))
+    frames = inputs.window(args.start, args.start + pre + aft)  # only the frames used are read
+    if frames.shape[2] != config.channels:  # e.g. an RGB video for a grey model: by luma
+        from mimviewer.data.sequence import match_channels
+
+        source = str(args.input or "the demo data")
+        frames = np.stack([match_channels(f, config.channels, source) for f in frames])
     if frames.shape[1] < pre + aft:
         raise ShapeError(
             f"{args.input or 'the demo data'} has {inputs.frames.shape[1] - args.start} frames from "

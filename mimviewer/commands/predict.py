@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mimviewer.checkpoint_guard import check_readable
 from mimviewer.errors import DataError, ShapeError
+from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_rollout, shorten
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +31,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ModelConfig fields the user stated on the command line."""
+    for flag, value in (("--filter-size", args.filter_size), ("--patch-size", args.patch_size)):
+        check_flag(value, flag, 1, FIELD_RANGES[flag[2:].replace("-", "_")][1])
+    check_flag(args.channels, "--channels", 1, FIELD_RANGES["channels"][1])
     overrides: dict[str, Any] = {
         "arch": args.arch,
         "filter_size": args.filter_size,
@@ -41,7 +46,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
             overrides["num_hidden"] = tuple(int(n) for n in args.num_hidden.split(","))
         except ValueError:
             raise ShapeError(
-                f"--num-hidden must be sizes separated by commas, got {args.num_hidden!r}"
+                f"--num-hidden must be sizes separated by commas, got {shorten(args.num_hidden)}"
             ) from None
     return {k: v for k, v in overrides.items() if v is not None}
 
@@ -74,8 +79,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 class InputFrames(NamedTuple):
-    frames: np.ndarray  # (N, T, C, H, W) float32 in [0, 1]
+    # (N, T, C, H, W), not yet read: a memory-mapped array (stored values) or a lazily read sequence
+    frames: Any
     batched: bool  # False when the file held one sequence without an N axis
+
+    def window(self, first: int, last: int, stop: int) -> np.ndarray:
+        """Sequences ``first..last-1``, frames ``0..stop-1`` as float32 in [0, 1]: only these are read."""
+        if isinstance(self.frames, _OneSequence):
+            return np.asarray(self.frames.lazy[:stop])[None][first:last]
+        block = np.asarray(self.frames[first:last, :stop])
+        if block.dtype == np.uint8:
+            return block.astype(np.float32) / np.float32(255.0)
+        return block.astype(np.float32)
+
+
+class _OneSequence:
+    """A sequence file as a batch of one, (1, T, C, H, W), read only where a window asks."""
+
+    def __init__(self, lazy: Any):
+        self.lazy = lazy
+        self.shape = (1, *lazy.shape)
 
 
 def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
@@ -92,21 +115,19 @@ def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() != ".npy":
         from mimviewer.data import open_sequence
+        from mimviewer.data.lazy import LazyFrames
 
         channels = getattr(args, "channels", None)
         sequence = open_sequence(path, **({"channels": channels} if channels else {}))
-        pre = getattr(args, "pre", None)
-        frames = sequence.frames(0, pre if pre is not None and pre > 0 else None)  # (T, C, H, W)
-        return InputFrames(frames[None], False)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    elif np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-    else:
+        return InputFrames(_OneSequence(LazyFrames(sequence)), False)  # frames read once the window is known
+    check_readable(path, DataError, ".npy")
+    try:  # memory-mapped: only the frames a window uses are ever read or converted
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (the file cannot be read by this user)") from None
+    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, EOFError)
+        raise DataError(f"{path}: not a readable .npy array ({shorten(str(exc), 80)})") from None
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
         raise DataError(f"{path}: frames must be float in [0,1] or uint8, got {array.dtype}")
     batched = array.ndim == 5
     if array.ndim == 3:
@@ -152,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.trace import ProbeSpec
 
     device = pick_device(args.device)
-    if args.batch_size < 1:
-        raise ShapeError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_flag(args.batch_size, "--batch-size", 1, MAX_BATCH)
     inputs = read_input(args.input, args)
     n, t, c, h, w = inputs.frames.shape
     loaded = load_checkpoint(
@@ -173,13 +193,15 @@ def run(args: argparse.Namespace) -> int:
     aft = args.aft if args.aft is not None else cfg.aft
     if pre < 1 or aft < 1:
         raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
+    # before any frame is read: the rollout (and its trace) must fit this machine's memory
+    check_rollout(cfg, pre, aft, min(n, args.batch_size), source=str(args.input), trace=bool(args.trace))
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
 
     predictions, traces = [], []
     for start in range(0, n, args.batch_size):
-        batch = inputs.frames[start : start + args.batch_size, :pre]
+        batch = inputs.window(start, start + args.batch_size, pre)  # only these frames are read
         result = rollout(
             loaded.model,
             batch,

@@ -42,8 +42,16 @@ def resolve(model: str) -> tuple[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.limits import check_flag
     from mimviewer.study import study_model, write_study
     from mimviewer.train import TEST_SEED, TrainConfig, synthetic_frames
+
+    check_flag(args.sequences, "--sequences", 1, 10_000)
+    check_flag(args.lo, "--lo", 0.0, 1.0)
+    check_flag(args.hi, "--hi", 0.0, 1.0)
+    check_flag(args.seed, "--seed", 0, 2**62)
+    if not args.lo < args.hi:
+        raise MimviewerError(f"--lo ({args.lo:g}) must be below --hi ({args.hi:g})")
 
     results = []
     for model in args.models:

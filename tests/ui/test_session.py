@@ -84,6 +84,7 @@ def test_quantities_keep_only_what_the_model_has(session):
 
 
 def test_window_moves_along_a_long_sequence(session):
+    session.set_sequence(np.random.default_rng(1).random((12, 1, 16, 16), dtype=np.float32), source="long")
     run_all(session)
     assert session.slots[0].finished
     session.start = 2
@@ -119,3 +120,11 @@ def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_uni
     # the colour bar and the difference bar speak the video's own values (0..255), like the readout
     assert s.colour_scale().ticks[-1][1] == "255"
     assert s.diff_scale().ticks[-1][1] == "+128"
+
+
+def test_the_window_start_stops_where_the_whole_context_and_horizon_still_fit(session):
+    """8 + 4 frames for pre 4 + aft 4: the window may start at frame 4 at the latest, never later."""
+    session.set_sequence(np.random.default_rng(1).random((12, 1, 16, 16), dtype=np.float32), source="long")
+    assert session.max_start == 4
+    session.start = 10
+    assert session.start == 4 and (session.pre, session.aft) == (4, 4)
