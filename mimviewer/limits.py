@@ -50,7 +50,8 @@ def shorten(value: Any, limit: int = 40) -> str:
 
 
 def gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    """Bytes for people: 1.5 GiB, or 50 MiB below a gibibyte."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ files are at the same step, else it is refused.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,10 @@ def read_state(path: Path) -> dict[str, Any]:
     """train_state.pt through the weights-only unpickler, its structure checked (one line on error)."""
     is_zip = guard.check_zip_pickle(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except OSError as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "pickle protocol 4": not the user's to fix
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except PermissionError as exc:
         raise guard.os_error(path, exc, MimviewerError) from None
     except Exception as exc:  # the unpickler fails in many ways on a truncated or hostile file
         text = str(exc).strip().splitlines()

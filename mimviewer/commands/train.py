@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.train import TrainConfig, train
 
     check_flag(args.threads, "--threads", 1, 1024)
-    check_flag(args.stop_after, "--stop-after", 1, 10**9)
+    check_flag(args.stop_after, "--stop-after", 0, 10**9)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.resume:
