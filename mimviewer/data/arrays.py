@@ -31,7 +31,7 @@ from mimviewer.errors import DataError, ShapeError
 _CHANNEL_SIZES = (1, 2, 3, 4)
 
 
-def guess_layout(shape: tuple[int, ...]) -> str:
+def guess_layout(shape: tuple[int, ...], source: str = "array") -> str:
     """The most likely axis order of an array of frames, from its shape alone."""
     if len(shape) == 2:
         return "HW"
@@ -47,7 +47,10 @@ def guess_layout(shape: tuple[int, ...]) -> str:
         return "TNHW"  # Moving MNIST
     if len(shape) == 5:
         return "NTCHW" if shape[2] in _CHANNEL_SIZES else "NTHWC"
-    raise ShapeError(f"cannot guess the axes of an array of shape {shape}; pass layout=")
+    raise ShapeError(
+        f"{source}: an array of shape {shape} has {len(shape)} axes; frames are read from 2 to 5 axes "
+        "(time T, height H, width W, and optionally channels C and sequences N)"
+    )
 
 
 def _check_layout(layout: str, shape: tuple[int, ...], source: str) -> str:
@@ -87,9 +90,16 @@ class LazyArraySequence(Sequence):
         keep: Any = None,
     ):
         shape = tuple(int(n) for n in array.shape)
+        dtype = np.dtype(array.dtype)
+        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) or dtype == np.bool_:
+            what = {"S": "byte strings", "U": "text", "O": "Python objects", "b": "true/false values"}
+            raise DataError(
+                f"{source}: holds {what.get(dtype.kind, str(dtype))} ({dtype}), not numbers: "
+                "frames must be integers or floats"
+            )
         transforms = []
         if layout is None:
-            layout = guess_layout(shape)
+            layout = guess_layout(shape, source)
             transforms.append(f"axes {layout} (guessed from shape {shape}; pass layout= to override)")
         layout = _check_layout(layout, shape, source)
         units = units or "intensity"
