@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from mimviewer import __version__
 from mimviewer.errors import MimviewerError
@@ -19,8 +20,15 @@ from mimviewer.errors import MimviewerError
 COMMANDS = ("demo", "view", "predict", "info", "export", "train", "study")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error (usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mimviewer",
         description="Look inside recurrent video-prediction models. Without a subcommand, opens the window.",
     )

@@ -228,6 +228,17 @@ def check_rollout(config: Any, pre: int, aft: int, batch: int, *, source: str, t
     )
 
 
+def check_training(config: Any, pre: int, aft: int, batch: int, held_out: int) -> None:
+    """Refuse a training run whose batches (kept for backprop) and held-out set cannot fit."""
+    needed = rollout_bytes(config, pre, aft, batch, trace=True) + rollout_bytes(config, pre, aft, held_out)
+    check_memory(
+        needed,
+        f"train: batches of {batch} x {pre}+{aft} frames of {config.channels}x{config.height}x{config.width} "
+        f"(kept for backprop) and {held_out} held-out sequences",
+        advice="lower --batch-size/--val-sequences/--pre/--aft or --size",
+    )
+
+
 # -- training recipes (flags and train.json) -----------------------------------------------
 
 # field -> (kind, lo, hi, flag): a recipe value outside these makes no sense or divides by zero.

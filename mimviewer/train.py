@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from mimviewer.errors import DataError, MimviewerError
-from mimviewer.limits import check_rollout, check_train_values, memory_budget, shorten
+from mimviewer.limits import check_train_values, check_training, memory_budget, shorten
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config
 
 SYNTHETIC = ("digits", "storms")
@@ -405,12 +405,10 @@ def train(
     configure_device(dev)
     pre, aft = cfg.model_config().pre, cfg.model_config().aft
     if cfg.data in SYNTHETIC:  # the generated held-out set counts too: checked before it is made
-        batch = cfg.batch_size + cfg.val_sequences
-        check_rollout(cfg.model_config(), pre, aft, batch, source="train (batch + held-out set)", trace=True)
+        check_training(cfg.model_config(), pre, aft, cfg.batch_size, cfg.val_sequences)
     data = make_data(cfg, pre + aft)
     model_cfg = cfg.model_config(frame=data.held_out.shape[2:], units=data.units)
-    # backprop keeps every step's activations: about what a traced rollout keeps
-    check_rollout(model_cfg, pre, aft, cfg.batch_size, source="train", trace=True)
+    check_training(model_cfg, pre, aft, cfg.batch_size, cfg.val_sequences)
     if cfg.loss == "balanced" and data.units != "dBZ":
         raise MimviewerError(
             f"--loss balanced weighs rain rates and needs radar data in dBZ, not {data.units}"

@@ -190,4 +190,4 @@ def test_a_rollout_too_large_for_the_machine_is_refused_before_any_work(
     argv = ["train", "--size", "512", "--batch-size", "64", "--out", str(tmp_path / "r")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "this machine can hold 50 MiB" in err and "--batch-size" in err
+    assert "this machine can hold 50 MiB" in err and "lower --batch-size" in err
