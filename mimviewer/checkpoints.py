@@ -685,7 +685,10 @@ def resolve_config(
         stated = check_config_values(stated)
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    arch = stated.get("arch") or detect_arch(state_dict)
+    try:
+        arch = stated.get("arch") or detect_arch(state_dict)
+    except IndexError:  # a tensor with fewer dimensions than any architecture's
+        arch = None
     if arch is None:
         raise CheckpointError(
             f"{path}: unknown architecture: its weights match none of the models mimviewer knows "
@@ -708,7 +711,11 @@ def resolve_config(
             )
         except KeyError as exc:
             raise CheckpointError(
-                f"{path}: weights do not look like a {arch} model (no {exc.args[0]!r})"
+                f"{path}: weights do not look like a {arch} model (no {shorten(exc.args[0], 60)})"
+            ) from None
+        except IndexError:  # a weight with fewer dimensions than the architecture's own
+            raise CheckpointError(
+                f"{path}: weights do not look like a {arch} model (a weight has too few dimensions)"
             ) from None
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from None

@@ -160,8 +160,8 @@ def check_config_values(fields: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(
                     f"{name} must be a name of at most {MAX_NAME} characters, not {shorten(value)}"
                 )
-    hidden = out.get("num_hidden")
-    if hidden is not None:
+    if "num_hidden" in out:
+        hidden = out["num_hidden"]
         if isinstance(hidden, str | bytes) or not hasattr(hidden, "__len__"):
             raise ConfigError(f"num_hidden must be a list of sizes, not {shorten(hidden)}")
         if not 1 <= len(hidden) <= MAX_LAYERS:

@@ -162,8 +162,9 @@ class LazyArraySequence(Sequence):
                 index.append(slice(None))
         try:
             block = np.asarray(self._array[tuple(index)])
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{self._source}: cannot read frames {start}..{stop - 1} ({exc})") from exc
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:  # h5py: damage of any kind
+            detail = " ".join(str(exc).split())[:120]
+            raise DataError(f"{self._source}: cannot read frames {start}..{stop - 1} ({detail})") from None
         kept = [axis for axis in self._layout if axis != "N"]
         if "T" not in kept:
             block, kept = block[None], ["T", *kept]

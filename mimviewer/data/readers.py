@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mimviewer.data.arrays import open_hdf5_array, open_npy, open_npz
 from mimviewer.data.images import IMAGE_SUFFIXES, ImageFolderSequence
-from mimviewer.data.odim import ODIM_SUFFIXES, OdimSequence, is_odim, open_hdf5
+from mimviewer.data.odim import H5_ERRORS, ODIM_SUFFIXES, OdimSequence, hdf5_damage, is_odim, open_hdf5
 from mimviewer.data.sequence import Sequence
 from mimviewer.data.video import VIDEO_SUFFIXES, VideoSequence
 from mimviewer.errors import DataError
@@ -66,14 +66,17 @@ def open_sequence(path: str | Path, **options) -> Sequence:
         return open_npz(path, **_check_options(path, "npz", options))
     if suffix in ODIM_SUFFIXES:
         handle = open_hdf5(path)
-        if is_odim(handle):
-            handle.close()
-            return OdimSequence([path], **_check_options(path, "odim", options))
         try:
+            if is_odim(handle):
+                handle.close()
+                return OdimSequence([path], **_check_options(path, "odim", options))
             return open_hdf5_array(path, handle, **_check_options(path, "hdf5", options))
-        except BaseException:
+        except DataError:
             handle.close()
             raise
+        except H5_ERRORS as exc:  # h5py meeting a damaged structure
+            handle.close()
+            raise hdf5_damage(path, exc) from None
     if suffix in IMAGE_SUFFIXES:
         raise DataError(f"{path}: a single image; open the folder of frames it belongs to")
     raise DataError(
