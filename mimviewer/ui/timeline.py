@@ -47,7 +47,10 @@ class Timeline(QWidget):
         self.fps.setToolTip("Playback speed")
         self.fps.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
         self.window_start = QSpinBox(minimum=0, maximum=0, prefix="window from frame ")
-        self.window_start.setToolTip("Where in a long sequence the context frames begin")
+        self.window_start.setToolTip(
+            "Where in a long sequence the context frames begin (up to the last start from which "
+            "the whole context and horizon still fit)"
+        )
         self.window_start.valueChanged.connect(self.window_moved.emit)
         self.loop = QCheckBox("loop")
         self.loop.setChecked(True)
@@ -67,6 +70,7 @@ class Timeline(QWidget):
             self.frame_label,
             self.fps,
             self.loop,
+            self.window_start,
             QLabel("metric"),
             self.metric,
         ):
@@ -99,15 +103,18 @@ class Timeline(QWidget):
     # -- state from the session -----------------------------------------------------------
     def reset(self) -> None:
         length = self.session.timeline_length
-        total = 0 if self.session.all_frames is None else len(self.session.all_frames)
         self.window_start.blockSignals(True)
-        self.window_start.setRange(0, max(total - 2, 0))
+        self.window_start.setRange(0, self.session.max_start)  # the whole context + horizon fits
         self.window_start.setValue(self.session.start)
         self.window_start.blockSignals(False)
-        self.window_start.setVisible(total > length)
+        self.window_start.setVisible(self.session.max_start > 0)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(length - 1, 0))
         self.slider.blockSignals(False)
+        playable = self.session.frames is not None and length >= 2
+        self.play_button.setEnabled(playable)
+        if not playable and self.play_button.isChecked():
+            self.play_button.setChecked(False)
         self.context_region.setRegion((-0.5, self.session.pre - 0.5))
         self.plot.setXRange(-0.5, max(length, 20) - 0.5, padding=0)
         self.refresh_metrics()
@@ -187,6 +194,9 @@ class Timeline(QWidget):
         self.session.frame = self.session.timeline_length - 1 if to_end else 0
 
     def toggle_play(self) -> None:
+        """Space: play or pause; nothing to play on an empty window or a one-frame timeline."""
+        if self.session.frames is None or self.session.timeline_length < 2:
+            return
         self.play_button.toggle()
 
     def set_playing(self, playing: bool) -> None:
