@@ -29,7 +29,10 @@ AS_SLACK = 3 << 29  # 1.5 GiB of address space beyond the server's own mappings
 CPU_SECONDS = 60  # a refusal is instant; anything near this is a runaway
 NOBODY = 65534
 # Cases run as if on a machine with less memory (a 64 MiB inflating member against 32 MiB).
-SMALL_MACHINE = {"zip-bomb": {"MIMVIEWER_MEMORY_LIMIT": str(32 << 20)}}
+SMALL_MACHINE = {
+    "zip-bomb": {"MIMVIEWER_MEMORY_LIMIT": str(32 << 20)},
+    "rollout-too-big": {"MIMVIEWER_MEMORY_LIMIT": str(1 << 20)},
+}
 
 
 class _Evil:
@@ -165,6 +168,12 @@ CASES: list[tuple[str, list[str], str, tuple[str, ...]]] = [
     ("fps-tiny", [*EXPORT, "--fps", "1e-300"], "--fps must be in", ()),
     ("fps-text", [*EXPORT, "--fps", "fast"], "invalid float value", ()),
     ("aft-1e9", [*PREDICT, "--aft", "1000000000"], "--aft must be in 1..10000", ()),
+    (
+        "rollout-too-big",
+        [*PREDICT, "--aft", "10000"],
+        r"would need about 20 MiB; this machine can hold 1 MiB",
+        (),
+    ),
     ("pre-0", [*PREDICT, "--pre", "0"], "--pre and --aft must be >= 1", ()),
     ("batch-size-0", [*PREDICT, "--batch-size", "0"], "--batch-size must be in 1..4096", ()),
     ("export-start-negative", [*EXPORT, "--start", "-4"], "--start must be in", ()),

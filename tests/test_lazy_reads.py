@@ -1,7 +1,7 @@
 """Memory grows with the window, never with the file: predict, export and the window on 20,000 frames.
 
 The long files are sparse (a header and a hole): 20,000 frames of 128x128 float32 are 1.3 GB
-on paper and nothing on disk. Peak memory is measured in a subprocess (``ru_maxrss``) and
+on paper and nothing on disk. Peak memory is measured in a separate process (``ru_maxrss`` from ``wait4``) and
 compared with the same command on a 24-frame file of the same frames: reading or converting
 the whole long file would add 1.3 GB (5 GB for ``float64``), the window adds nothing.
 """
@@ -9,12 +9,11 @@ the whole long file would add 1.3 GB (5 GB for ``float64``), the window adds not
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_forkserver import ForkServer
 
 from mimviewer.checkpoints import save_checkpoint
 from mimviewer.nets import create_model
@@ -25,13 +24,6 @@ SIZE = 128
 # a whole read would take, far above the allocator's noise between two runs (a few MB).
 SLACK_BYTES = 150 << 20
 
-_PEAK = """
-import resource, sys
-from mimviewer.cli import main
-code = main(sys.argv[1:])
-print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "CODE", code)
-"""
-
 
 def _sparse_npy(path: Path, frames: int, dtype: str = "float32") -> Path:
     array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(frames, 1, SIZE, SIZE))
@@ -41,32 +33,21 @@ def _sparse_npy(path: Path, frames: int, dtype: str = "float32") -> Path:
     return path
 
 
-def _peak(*argv: object) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", _PEAK, *map(str, argv)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("PEAK"))
-    assert line.endswith("CODE 0"), done.stdout
-    return int(line.split()[1])
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
+def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lazy")
     model = create_model(
         "convlstm", num_hidden=(4,), filter_size=3, patch_size=4, height=SIZE, width=SIZE, pre=2, aft=2
     )
     save_checkpoint(folder / "tiny.safetensors", model)
-    return {
+    files = {
         "checkpoint": folder / "tiny.safetensors",
         "short": _sparse_npy(folder / "short.npy", 24, "float64"),
         "long": _sparse_npy(folder / "long.npy", LONG, "float64"),
     }
+    server = ForkServer(folder)  # each command its own process; peak memory from wait4
+    yield {**files, "server": server}
+    server.close()
 
 
 @pytest.mark.parametrize("command", ["predict", "export"])
@@ -80,7 +61,9 @@ def test_a_20000_frame_npy_costs_what_its_window_costs(command: str, files, tmp_
         else:
             out = tmp_path / f"{name}.json"
             argv = ["export", files["checkpoint"], files[name], "-o", out, "--device", "cpu", "--start", "3"]
-        peaks[name] = _peak(*argv)
+        result = files["server"].run([str(a) for a in argv], tmp_path)
+        assert result["code"] == 0, result["stderr"]
+        peaks[name] = result["peak"]
         assert out.exists()
     assert peaks["long"] - peaks["short"] < SLACK_BYTES, peaks
 
@@ -132,3 +115,17 @@ def test_the_window_reaches_beyond_frame_500_reading_only_what_it_shows(tmp_path
     assert session.start == 2000 - 5
     cache = session.all_frames._cache
     assert len(cache._chunks) <= CACHE_CHUNKS and CACHE_CHUNKS * CHUNK < 2000
+
+
+def test_large_frames_make_smaller_chunks(monkeypatch) -> None:
+    """The cache holds bytes, not frames: 4 frames per chunk when a chunk may hold 4 frames."""
+    from mimviewer.data import lazy
+    from mimviewer.data.sequence import from_array
+
+    monkeypatch.setattr(lazy, "CHUNK_BYTES", 4 * 64 * 64 * 4)
+    frames = np.random.default_rng(0).random((40, 1, 64, 64), dtype=np.float32)
+    view = lazy.LazyFrames(from_array(frames))
+    assert view._cache.chunk == 4
+    np.testing.assert_array_equal(view[37], frames[37])
+    np.testing.assert_array_equal(np.asarray(view[5:30]), frames[5:30])
+    assert all(len(chunk) <= 4 for chunk in view._cache._chunks.values())

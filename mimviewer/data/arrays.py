@@ -100,7 +100,7 @@ class LazyArraySequence(Sequence):
         transforms = []
         if layout is None:
             layout = guess_layout(shape, source)
-            transforms.append(f"axes {layout} (guessed from shape {shape}; pass layout= to override)")
+            transforms.append(f"axes {layout} (guessed from its shape {shape})")
         layout = _check_layout(layout, shape, source)
         units = units or "intensity"
         if units not in UNITS:
@@ -243,7 +243,7 @@ def _pick_member(path: Path, archive) -> str:
             shape, _, _ = _read_npy_header(member, f"{path} ({name})")
         if len(shape) >= 3:
             return name
-    raise DataError(f"{path}: none of its arrays ({', '.join(names)}) looks like frames; pass key=")
+    raise DataError(f"{path}: none of its arrays ({', '.join(names)[:200]}) has the 3 or more axes of frames")
 
 
 def _predrnn_npz(path: Path, archive, *, sequence: int = 0, **options) -> Sequence:

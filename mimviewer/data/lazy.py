@@ -18,8 +18,9 @@ import numpy as np
 
 from mimviewer.data.sequence import Sequence, match_channels
 
-CHUNK = 32  # frames read from the file at once
-CACHE_CHUNKS = 8  # chunks kept: 256 frames
+CHUNK = 32  # frames read from the file at once (fewer when frames are large: CHUNK_BYTES)
+CHUNK_BYTES = 64 << 20  # at most this much per chunk, so the cache holds at most 512 MiB
+CACHE_CHUNKS = 8  # chunks kept: 256 frames of ordinary size
 
 
 class LazyFrames:
@@ -92,6 +93,8 @@ class _ChunkCache:
 
     def __init__(self, seq: Sequence, channels: int):
         self._seq, self._channels = seq, channels
+        frame_bytes = channels * seq.meta.frame_size[0] * seq.meta.frame_size[1] * 4
+        self.chunk = max(1, min(CHUNK, CHUNK_BYTES // max(frame_bytes, 1)))  # frames per chunk
         self._chunks: OrderedDict[int, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -100,7 +103,7 @@ class _ChunkCache:
             if index in self._chunks:
                 self._chunks.move_to_end(index)
                 return self._chunks[index]
-        block = self._convert(self._seq.frames(index * CHUNK, (index + 1) * CHUNK))
+        block = self._convert(self._seq.frames(index * self.chunk, (index + 1) * self.chunk))
         block.setflags(write=False)  # shared by every view: nobody may change it in place
         with self._lock:
             self._chunks[index] = block
@@ -112,11 +115,11 @@ class _ChunkCache:
         return match_channels(frames, self._channels, self._seq.meta.source)
 
     def frame(self, k: int) -> np.ndarray:
-        return self._chunk(k // CHUNK)[k % CHUNK]
+        return self._chunk(k // self.chunk)[k % self.chunk]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """A fresh array of frames start..stop-1 (larger than the cache: read straight from the file)."""
-        if stop - start > CACHE_CHUNKS * CHUNK // 2:
+        if stop - start > CACHE_CHUNKS * self.chunk // 2:
             return self._convert(self._seq.frames(start, stop))
         if stop <= start:
             return np.zeros((0, self._channels, *self._seq.meta.frame_size), np.float32)
