@@ -17,7 +17,6 @@ A checkpoint is untrusted input (SECURITY.md). Sizes are read from what the file
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import struct
@@ -29,6 +28,7 @@ from typing import Any
 
 import torch
 
+from mimviewer.access import check_readable, os_error
 from mimviewer.errors import CheckpointError, ConfigError
 from mimviewer.limits import check_memory, gib, memory_budget, shorten
 
@@ -37,35 +37,6 @@ MAX_PICKLE_BYTES = 256 << 20  # the pickle of a state dict is small; its tensors
 MAX_ENTRIES = 1_000_000  # tensors (or zip members) in one file
 SAFETENSORS_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _OTHER_DTYPES = {"I8", "U8", "I16", "U16", "I32", "U32", "I64", "U64", "BOOL", "F8_E4M3", "F8_E5M2", "C64"}
-
-
-def check_readable(path: Path, error: type[Exception] = CheckpointError, what: str = "checkpoint") -> int:
-    """The file's size; missing, a folder, empty or unreadable files are refused by name."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise error(f"{path}: no such file") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise error(f"{path}: is a folder, not a {what} file")
-    try:
-        with path.open("rb"):
-            pass
-    except PermissionError:
-        raise error(f"{path}: permission denied (the file cannot be read by this user)") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if st.st_size == 0:
-        raise error(f"{path}: the file is empty")
-    return st.st_size
-
-
-def os_error(path: Path | str, exc: OSError, error: type[Exception] = CheckpointError) -> Exception:
-    """An OSError while reading, as one line naming the file (permission, I/O error, ...)."""
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return error(f"{path}: permission denied (the file cannot be read by this user)")
-    return error(f"{path}: cannot read ({exc.strerror or exc})")
 
 
 # -- safetensors ---------------------------------------------------------------------------

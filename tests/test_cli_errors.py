@@ -109,9 +109,16 @@ def _make_files(folder: Path) -> None:
             (folder / name / "train.json").write_text('{"steps": "many"')
         else:
             damage(folder / name / "train_state.pt")
-    for name in ("locked.npy", "locked.safetensors", "locked.json"):
-        shutil.copy(folder / ("in.npy" if name.endswith("npy") else "ck.safetensors"), folder / name)
-        (folder / name).chmod(0)
+    import imageio.v2 as imageio
+
+    imageio.mimwrite(folder / "v.gif", np.zeros((3, 16, 16), np.uint8), duration=100)
+    shutil.copytree(folder / "pngs", folder / "pngs_locked")
+    (folder / "pngs_locked" / "1.png").rename(folder / "pngs_locked" / "locked.png")
+    sources = {".npy": "in.npy", ".h5": "rank6.h5", ".gif": "v.gif"}
+    for name in ("locked.npy", "locked.safetensors", "locked.json", "locked.h5", "locked.gif"):
+        shutil.copy(folder / sources.get(Path(name).suffix, "ck.safetensors"), folder / name)
+    for path in folder.rglob("locked*"):
+        path.chmod(0)
     for path in [folder, *folder.rglob("*")]:
         if not path.name.startswith("locked"):
             path.chmod(0o777 if path.is_dir() else 0o644)
@@ -248,8 +255,11 @@ def test_bad_input_is_one_line_exit_2_no_traceback_bounded_memory(world, case, a
         (["predict", CK, "locked.npy", "-o", "o.npy"], ("locked.npy",)),
         (["info", "locked.safetensors"], ("locked.safetensors",)),
         ([*PREDICT, "--config", "locked.json"], ("locked.json",)),
+        (["predict", CK, "locked.h5", "-o", "o.npy"], ("locked.h5",)),
+        (["predict", CK, "locked.gif", "-o", "o.npy"], ("locked.gif",)),
+        (["predict", CK, "pngs_locked", "-o", "o.npy", "--pre", "2"], ("locked.png",)),
     ],
-    ids=["input", "checkpoint", "config"],
+    ids=["input", "checkpoint", "config", "hdf5", "video", "image"],
 )
 def test_an_unreadable_file_is_reported_as_permission_denied(world, argv, names) -> None:
     server, folder = world

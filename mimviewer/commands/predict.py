@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mimviewer.checkpoint_guard import check_readable
+from mimviewer.access import check_readable
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_rollout, shorten
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from mimviewer.checkpoint_guard import check_readable
+from mimviewer.access import check_readable
 from mimviewer.errors import MimviewerError
 from mimviewer.limits import MAX_CONFIG_BYTES, check_flag
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mimviewer.access import check_readable
 from mimviewer.data.arrays import open_hdf5_array, open_npy, open_npz
 from mimviewer.data.images import IMAGE_SUFFIXES, ImageFolderSequence
 from mimviewer.data.odim import H5_ERRORS, ODIM_SUFFIXES, OdimSequence, hdf5_damage, is_odim, open_hdf5
@@ -57,6 +58,7 @@ def open_sequence(path: str | Path, **options) -> Sequence:
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         return _open_folder(path, options)
+    check_readable(path, DataError, "sequence")  # permission denied said as such, not "corrupt"
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return VideoSequence(path, **_check_options(path, "video", options))
