@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 SERVER = r"""
@@ -76,8 +78,10 @@ for line in sys.stdin:
 class ForkServer:
     """``run(argv, cwd)`` -> the child's exit code, output, peak memory (bytes) and wall time."""
 
-    def __init__(self, work: Path):
-        self.work = work
+    def __init__(self):
+        # Outputs go to a folder any user may write (a case may run as "nobody"), removed at close.
+        self.io = Path(tempfile.mkdtemp(prefix="mimviewer-fork-"))
+        self.io.chmod(0o777)
         self.process = subprocess.Popen(
             [sys.executable, "-c", SERVER],
             stdin=subprocess.PIPE,
@@ -91,9 +95,7 @@ class ForkServer:
 
     def run(self, argv: list[str], cwd: Path, **options) -> dict:
         """``options``: env (dict), as_bytes (RLIMIT_AS), cpu_seconds (RLIMIT_CPU), uid (run as)."""
-        out_dir = self.work / "io"
-        out_dir.mkdir(exist_ok=True)
-        out_dir.chmod(0o777)
+        out_dir = self.io
         self.count += 1
         request = {"argv": argv, "cwd": str(cwd), "out_dir": str(out_dir), "tag": self.count, **options}
         self.process.stdin.write(json.dumps(request) + "\n")
@@ -103,3 +105,4 @@ class ForkServer:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=30)
+        shutil.rmtree(self.io, ignore_errors=True)

@@ -125,15 +125,11 @@ def _make_files(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def world():
-    folder = Path(
-        tempfile.mkdtemp(prefix="mimviewer-cli-")
-    )  # not under pytest's 0700 tree: any user reads it
+def world(fork_server):
+    folder = Path(tempfile.mkdtemp(prefix="mimviewer-cli-"))  # not under pytest's 0700 tree
     try:
         _make_files(folder)
-        server = ForkServer(folder)
-        yield server, folder
-        server.close()
+        yield fork_server, folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -421,25 +421,18 @@ def test_train_state_mutated_or_holding_any_values(run_dir, data, tmp_path) -> N
 # -- a few as separate processes under RLIMIT_AS -------------------------------------------------
 
 
-def test_mutated_checkpoints_in_processes_under_an_address_space_limit(tmp_path) -> None:
+def test_mutated_checkpoints_in_processes_under_an_address_space_limit(tmp_path, fork_server) -> None:
     """Eight mutants (a fixed seed), each read by `mimviewer info` in its own process."""
-    from cli_forkserver import ForkServer
-
     rng = random.Random(9)
-    server = ForkServer(tmp_path)
-    try:
-        for i in range(8):
-            _, source, channels = FLAVOURS[i % len(FLAVOURS)]
-            content = bytearray(source.read_bytes())
-            for _ in range(3):
-                content[rng.randrange(min(len(content), 4096))] = rng.randrange(256)
-            path = tmp_path / f"m{i}{source.suffix}"
-            path.write_bytes(bytes(content))
-            result = server.run(
-                ["info", str(path), "--channels", str(channels)], tmp_path, as_bytes=server.vm + MEMORY_SLACK
-            )
-            assert result["code"] in (0, 2), result
-            assert "Traceback" not in result["stderr"] and len(result["stderr"].strip().splitlines()) <= 1
-            CASES_RUN["checkpoint-process"] = CASES_RUN.get("checkpoint-process", 0) + 1
-    finally:
-        server.close()
+    for i in range(8):
+        _, source, channels = FLAVOURS[i % len(FLAVOURS)]
+        content = bytearray(source.read_bytes())
+        for _ in range(3):
+            content[rng.randrange(min(len(content), 4096))] = rng.randrange(256)
+        path = tmp_path / f"m{i}{source.suffix}"
+        path.write_bytes(bytes(content))
+        argv = ["info", str(path), "--channels", str(channels)]
+        result = fork_server.run(argv, tmp_path, as_bytes=fork_server.vm + MEMORY_SLACK)
+        assert result["code"] in (0, 2), result
+        assert "Traceback" not in result["stderr"] and len(result["stderr"].strip().splitlines()) <= 1
+        CASES_RUN["checkpoint-process"] = CASES_RUN.get("checkpoint-process", 0) + 1

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_forkserver import ForkServer
 
 from mimviewer.checkpoints import save_checkpoint
 from mimviewer.nets import create_model
@@ -34,7 +33,7 @@ def _sparse_npy(path: Path, frames: int, dtype: str = "float32") -> Path:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, fork_server):
     folder = tmp_path_factory.mktemp("lazy")
     model = create_model(
         "convlstm", num_hidden=(4,), filter_size=3, patch_size=4, height=SIZE, width=SIZE, pre=2, aft=2
@@ -45,9 +44,7 @@ def files(tmp_path_factory):
         "short": _sparse_npy(folder / "short.npy", 24, "float64"),
         "long": _sparse_npy(folder / "long.npy", LONG, "float64"),
     }
-    server = ForkServer(folder)  # each command its own process; peak memory from wait4
-    yield {**files, "server": server}
-    server.close()
+    return {**files, "server": fork_server}  # each command its own process; peak memory from wait4
 
 
 @pytest.mark.parametrize("command", ["predict", "export"])
