@@ -1,9 +1,10 @@
 """Files for reports and slides: GIF/MP4 comparisons, PNG strips, metrics and gate statistics.
 
 Images are drawn with numpy and OpenCV (``cv2.putText``) only — no Qt, no matplotlib — so
-the CLI, the GUI and a headless server export the same pixels. Every writer is atomic: it
-writes a temporary file next to the target and renames it over the target at the end, so a
-failed export never leaves a half-written file where the user's old one was.
+the CLI, the GUI and a headless server export the same pixels; frames and differences are
+drawn by :class:`mimviewer.render.FrameRenderer`, the window's renderer. Every writer goes
+through :mod:`mimviewer.atomic`, so a failed export never leaves a half-written file where the
+user's old one was.
 
 Frames come in model scale [0, 1] as ``(T, C, H, W)``: ``gt`` holds the whole sequence
 (``pre`` context frames, then the frames to predict) and every prediction holds the
@@ -16,14 +17,11 @@ window, in CSV/JSON files (metrics' ``frame`` column, gate statistics' ``step`` 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +29,10 @@ import cv2
 import imageio.v2 as imageio
 import numpy as np
 
-from mimviewer.data.colors import ColorScale, color_scale
-from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.atomic import OutputError, PathLike, atomic_path, write_bytes, write_text
+from mimviewer.errors import ShapeError
 from mimviewer.metrics import summary
+from mimviewer.render import DIVERGING, ColourBar, ColourScale, FrameRenderer, value_scale
 from mimviewer.trace import STAT_NAMES, Trace
 
 # Border colours (RGB) that tell context frames (the model reads the truth) from predicted ones.
@@ -55,105 +54,15 @@ MIN_PANEL = 128  # small frames are enlarged (nearest neighbour) to at least thi
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-class ExportError(MimviewerError):
+class ExportError(OutputError):
     """An export that cannot be written (unknown file type, failed writer)."""
 
 
-# -- atomic files --------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, on failure it goes."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
-    os.close(fd)
-    tmp = Path(tmp_name)
+def _renderer(units: str, name: str | None) -> FrameRenderer:
     try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-# -- colour scales -------------------------------------------------------------------------
-def _lut_from_anchors(anchors: Sequence[tuple[int, int, int]]) -> np.ndarray:
-    """(256, 3) uint8 table interpolating evenly spaced RGB anchors."""
-    points = np.linspace(0, 255, len(anchors))
-    steps = np.arange(256)
-    return np.stack([np.interp(steps, points, [a[k] for a in anchors]) for k in range(3)], 1).astype(np.uint8)
-
-
-def _cv2_lut(colormap: int) -> np.ndarray:
-    """One of OpenCV's colormaps as a (256, 3) RGB table."""
-    return cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], colormap)[:, 0, ::-1].copy()
-
-
-VIRIDIS_LUT = _cv2_lut(cv2.COLORMAP_VIRIDIS)
-# Blue - white - red, for signed values centred on zero (differences, memories).
-DIVERGING_LUT = _lut_from_anchors(
-    [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
-)
-
-
-@dataclass(frozen=True)
-class Scale:
-    """Values -> colours: a 256-entry table stretched linearly over [vmin, vmax], with its label.
-
-    Used for differences and heatmaps; frames themselves use :mod:`mimviewer.data.colors`.
-    """
-
-    lut: np.ndarray  # (256, 3) uint8 RGB
-    vmin: float
-    vmax: float
-    label: str  # what the colour bar says, e.g. "pred - GT (dBZ)"
-
-    def colour(self, values: np.ndarray) -> np.ndarray:
-        """(...) values -> (..., 3) uint8 RGB; NaN shows as the background colour."""
-        values = np.asarray(values, dtype=np.float64)
-        span = self.vmax - self.vmin or 1.0
-        scaled = np.nan_to_num((values - self.vmin) / span, nan=0.0)
-        rgb = self.lut[np.clip(np.rint(scaled * 255), 0, 255).astype(np.uint8)]
-        rgb[np.isnan(values)] = BACKGROUND
-        return rgb
-
-    def ticks(self) -> list[tuple[float, str]]:
-        """(position from the bottom in [0, 1], label) for a colour bar."""
-        return [(p, _format_tick(self.vmin + p * (self.vmax - self.vmin))) for p in (0.0, 0.5, 1.0)]
-
-
-def _colour_scale(units: str, name: str | None) -> ColorScale:
-    try:
-        return color_scale(units, name)
+        return FrameRenderer.for_units(units, name)
     except ValueError as exc:
         raise ExportError(str(exc)) from exc
-
-
-def frames_rgb(frames: np.ndarray, scale: ColorScale) -> np.ndarray:
-    """Model-scale frames (..., C, H, W) -> RGB uint8 (..., H, W, 3) as the viewer shows them.
-
-    Three-channel intensity (video) stays RGB; otherwise the first channel goes through ``scale``.
-    """
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames.shape[-3] == 3 and scale.units == "intensity":
-        return np.clip(np.rint(np.moveaxis(frames, -3, -1) * 255), 0, 255).astype(np.uint8)
-    return scale.unit_to_rgb(frames[..., 0, :, :])
-
-
-def frames_physical(frames: np.ndarray, scale: ColorScale) -> np.ndarray:
-    """Model-scale frames (..., C, H, W) -> physical values (..., H, W) (channel mean for video)."""
-    frames = np.asarray(frames, dtype=np.float32)
-    plane = frames.mean(-3) if frames.shape[-3] == 3 and scale.units == "intensity" else frames[..., 0, :, :]
-    return scale.to_physical(plane)
-
-
-def _colour_scale_ticks(scale: ColorScale) -> list[tuple[float, str]]:
-    bar = scale.colorbar()
-    return list(zip(bar.positions, bar.labels, strict=True))
 
 
 # -- drawing helpers -----------------------------------------------------------------------
@@ -207,14 +116,11 @@ def _draw_colourbar(
     _text(image, _fit(title, COLOURBAR_SPACE - 4), x, y - 5)
 
 
-def _draw_scale(image: np.ndarray, x: int, y: int, height: int, scale: Scale | ColorScale) -> None:
+def _draw_scale(image: np.ndarray, x: int, y: int, height: int, bar: ColourBar, table: np.ndarray) -> None:
+    """A colour bar of ``table`` (256 colours from the bottom up) labelled as ``bar`` says."""
     positions = np.linspace(1.0, 0.0, height)
-    if isinstance(scale, Scale):
-        column = scale.colour(scale.vmin + positions * (scale.vmax - scale.vmin))
-        _draw_colourbar(image, x, y, height, column, scale.ticks(), scale.label)
-    else:
-        column = scale.unit_to_rgb(positions)
-        _draw_colourbar(image, x, y, height, column, _colour_scale_ticks(scale), scale.units)
+    column = table[np.rint(positions * (len(table) - 1)).astype(np.intp)]
+    _draw_colourbar(image, x, y, height, column, list(zip(bar.positions, bar.labels, strict=True)), bar.title)
 
 
 def _pad_to(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -275,15 +181,11 @@ def comparison_layout(gt: np.ndarray, predictions: Mapping[str, np.ndarray]) -> 
     return ComparisonLayout(tuple(names), zoom, ph, pw, width, height)
 
 
-def difference_scale(
-    gt: np.ndarray, predictions: Mapping[str, np.ndarray], pre: int, scale: ColorScale
-) -> Scale:
-    """Symmetric scale for prediction - truth in physical units, shared by every model."""
-    truth = frames_physical(gt[pre:], scale)
-    errors = [np.abs(frames_physical(p, scale) - truth) for p in predictions.values()]
-    largest = max((float(np.nanmax(e)) for e in errors if e.size), default=0.0) or 1e-6
-    label = "pred - GT" if scale.units == "intensity" else f"pred - GT ({scale.units})"
-    return Scale(DIVERGING_LUT, -largest, largest, label)
+def _title(name: str, width: int) -> str:
+    """A panel title that fits: a difference panel keeps its " - GT" and loses letters of the name."""
+    if name.endswith(" - GT"):
+        return _fit(name[: -len(" - GT")], width - _text_width(" - GT")) + " - GT"
+    return _fit(name, width)
 
 
 def render_comparison(
@@ -293,33 +195,36 @@ def render_comparison(
     pre: int,
     units: str = "intensity",
     colour_scale: str | None = None,
+    renderer: FrameRenderer | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield one RGB uint8 image per frame: GT | prediction | difference (| 2nd prediction | difference).
 
     During context frames the prediction panels show the frame the model reads (the truth)
     and the difference is zero; a blue border marks context, an orange one predictions.
-    ``colour_scale`` names one of :data:`mimviewer.data.colors.SCALES` (default: by units).
+    Frames and differences are drawn by ``renderer`` (default: the one for ``units`` and
+    ``colour_scale``, a name from :data:`mimviewer.render.SCALES`), as the window draws them.
     """
     gt = np.asarray(gt, dtype=np.float32)
     predictions = {name: np.asarray(p, dtype=np.float32) for name, p in predictions.items()}
     _check_frames(gt, predictions, pre)
     layout = comparison_layout(gt, predictions)
-    scale = _colour_scale(units, colour_scale)
-    diff_scale = difference_scale(gt, predictions, pre, scale)
-    truth_rgb = frames_rgb(gt, scale)
-    truth = frames_physical(gt, scale)
-    shown_rgb = {name: frames_rgb(p, scale) for name, p in predictions.items()}
-    shown = {name: frames_physical(p, scale) for name, p in predictions.items()}
+    renderer = renderer or _renderer(units, colour_scale)
+    truth_rgb = renderer.frames(gt)
+    shown_rgb = {name: renderer.frames(p) for name, p in predictions.items()}
+    diff_rgb = {name: renderer.differences(p, gt[pre:]) for name, p in predictions.items()}
+    no_diff = renderer.differences(gt[0], gt[0])
 
     background = np.empty((layout.height, layout.width, 3), np.uint8)
     background[:] = BACKGROUND
     for index, name in enumerate(layout.names):
         y, x = layout.panel_origin(index)
-        _text(background, _fit(name, layout.panel_width), x, y - BORDER - 5)
+        _text(background, _title(name, layout.panel_width), x, y - BORDER - 5)
     bar_x = layout.width - 2 * COLOURBAR_SPACE + 4
     bar_y = HEADER + LABEL + BORDER
-    _draw_scale(background, bar_x, bar_y, layout.panel_height, scale)
-    _draw_scale(background, bar_x + COLOURBAR_SPACE, bar_y, layout.panel_height, diff_scale)
+    _draw_scale(background, bar_x, bar_y, layout.panel_height, renderer.frame_bar(), renderer.lut)
+    _draw_scale(
+        background, bar_x + COLOURBAR_SPACE, bar_y, layout.panel_height, renderer.difference_bar(), DIVERGING
+    )
 
     total = len(gt)
     for t in range(total):
@@ -332,9 +237,9 @@ def render_comparison(
         panels = [truth_rgb[t]]
         for name in predictions:
             if predicted:
-                panels += [shown_rgb[name][t - pre], diff_scale.colour(shown[name][t - pre] - truth[t])]
+                panels += [shown_rgb[name][t - pre], diff_rgb[name][t - pre]]
             else:
-                panels += [truth_rgb[t], diff_scale.colour(np.zeros_like(truth[t]))]
+                panels += [truth_rgb[t], no_diff]
         for index, panel in enumerate(panels):
             y, x = layout.panel_origin(index)
             image[
@@ -342,6 +247,57 @@ def render_comparison(
             ] = colour
             image[y : y + layout.panel_height, x : x + layout.panel_width] = _enlarge(panel, layout.zoom)
         yield image
+
+
+def write_video(
+    path: PathLike, images: Iterable[np.ndarray], *, fps: float = 4, loop: bool = True, inputs=()
+) -> Path:
+    """RGB uint8 images as an animated GIF or an MP4 (H.264), chosen by suffix, written atomically.
+
+    The written file is read back before it replaces the target: a writer that failed
+    silently (ffmpeg on a full disk) leaves the old file in place and raises one line.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ExportError(f"{path}: animations are .gif or .mp4, not {suffix or 'no suffix'!r}")
+    if not (math.isfinite(fps) and 0.01 <= fps <= 1000):
+        raise ExportError(f"{path}: fps must be between 0.01 and 1000, got {fps}")
+    with atomic_path(path, inputs) as tmp:
+        if suffix == ".gif":
+            writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0 if loop else 1)
+        else:
+            writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=16)
+        count = 0
+        with writer:
+            for image in images:  # drawn here: a drawing error is not the writer's
+                try:
+                    writer.append_data(_pad_to(image, 16) if suffix == ".mp4" else image)
+                except (OSError, RuntimeError, ValueError) as exc:
+                    raise ExportError(
+                        f"{path}: the {suffix[1:].upper()} writer failed ({_first_line(exc)})"
+                    ) from exc
+                count += 1
+        _check_video(path, tmp, count)
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _check_video(path: Path, tmp: Path, expected: int) -> None:
+    """Read the written file back: it must decode to ``expected`` frames."""
+    try:
+        with imageio.get_reader(tmp) as reader:
+            count = sum(1 for _ in reader)
+    except Exception as exc:  # any decoder error means the file is not a usable video
+        raise ExportError(
+            f"{path}: the written file does not decode ({_first_line(exc)}); not kept"
+        ) from None
+    if count < expected:
+        raise ExportError(f"{path}: the writer stored {count} of {expected} frames; not kept")
 
 
 def write_comparison(
@@ -354,26 +310,19 @@ def write_comparison(
     units: str = "intensity",
     colour_scale: str | None = None,
     loop: bool = True,
+    renderer: FrameRenderer | None = None,
+    inputs=(),
 ) -> Path:
     """Write the side-by-side comparison as an animated GIF or an MP4 (H.264), chosen by suffix."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in VIDEO_SUFFIXES:
-        raise ExportError(f"{path}: comparison videos are .gif or .mp4, not {suffix or 'no suffix'!r}")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ExportError(f"{path}: comparison videos are .gif or .mp4, not {path.suffix or 'no suffix'!r}")
     if len(predictions) not in (1, 2):
         raise ExportError(f"{path}: a comparison shows one or two predictions, got {len(predictions)}")
-    if fps <= 0:
-        raise ExportError(f"{path}: fps must be positive, got {fps}")
-    frames = render_comparison(gt, predictions, pre=pre, units=units, colour_scale=colour_scale)
-    with atomic_path(path) as tmp:
-        if suffix == ".gif":
-            writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0 if loop else 1)
-        else:
-            writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=16)
-        with writer:
-            for frame in frames:
-                writer.append_data(_pad_to(frame, 16) if suffix == ".mp4" else frame)
-    return path
+    frames = render_comparison(
+        gt, predictions, pre=pre, units=units, colour_scale=colour_scale, renderer=renderer
+    )
+    return write_video(path, frames, fps=fps, loop=loop, inputs=inputs)
 
 
 # -- PNG strip -----------------------------------------------------------------------------
@@ -385,6 +334,7 @@ def render_strip(
     units: str = "intensity",
     every: int = 1,
     colour_scale: str | None = None,
+    renderer: FrameRenderer | None = None,
 ) -> np.ndarray:
     """One RGB image: rows = GT and each prediction, columns = frames (every ``every``-th).
 
@@ -394,9 +344,9 @@ def render_strip(
     gt = np.asarray(gt, dtype=np.float32)
     predictions = {name: np.asarray(p, dtype=np.float32) for name, p in predictions.items()}
     _check_frames(gt, predictions, pre)
-    scale = _colour_scale(units, colour_scale)
-    rows = [("ground truth", frames_rgb(gt, scale), 0)]
-    rows += [(name, frames_rgb(p, scale), pre) for name, p in predictions.items()]
+    renderer = renderer or _renderer(units, colour_scale)
+    rows = [("ground truth", renderer.frames(gt), 0)]
+    rows += [(name, renderer.frames(p), pre) for name, p in predictions.items()]
     columns = list(range(0, len(gt), max(1, every)))
     h, w = gt.shape[-2:]
     zoom = max(1, math.ceil(64 / max(h, w)))
@@ -409,7 +359,7 @@ def render_strip(
     for c, t in enumerate(columns):
         x = label_w + c * (cell_w + 2)
         colour = PREDICTED_COLOUR if t >= pre else CONTEXT_COLOUR
-        _text(image, _fit(str(t + 1), cell_w), x, LABEL - 5, colour)
+        _text(image, _fit(str(t), cell_w), x, LABEL - 5, colour)
         for r, (_, frames, first) in enumerate(rows):
             if t < first:
                 continue
@@ -420,7 +370,7 @@ def render_strip(
     for r, (name, _, _) in enumerate(rows):
         _text(image, name, MARGIN, LABEL + r * (cell_h + 2) + cell_h // 2 + 4)
     bar_height = max(20, len(rows) * (cell_h + 2) - 2 - LABEL)
-    _draw_scale(image, width - COLOURBAR_SPACE, 2 * LABEL, bar_height, scale)
+    _draw_scale(image, width - COLOURBAR_SPACE, 2 * LABEL, bar_height, renderer.frame_bar(), renderer.lut)
     return image
 
 
@@ -433,25 +383,25 @@ def write_strip(
     units: str = "intensity",
     every: int = 1,
     colour_scale: str | None = None,
+    renderer: FrameRenderer | None = None,
+    inputs=(),
 ) -> Path:
     """Write :func:`render_strip` as a PNG."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ExportError(f"{path}: strips are written as .png")
-    write_png(
-        path, render_strip(gt, predictions, pre=pre, units=units, every=every, colour_scale=colour_scale)
+    image = render_strip(
+        gt, predictions, pre=pre, units=units, every=every, colour_scale=colour_scale, renderer=renderer
     )
-    return path
+    return write_png(path, image, inputs=inputs)
 
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
+def write_png(path: str | Path, image: np.ndarray, inputs=()) -> Path:
     """Write an RGB uint8 image as PNG, atomically."""
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
     if not ok:
         raise ExportError(f"{path}: could not encode the image as PNG")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
-    return Path(path)
+    return write_bytes(path, encoded.tobytes(), inputs)
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -473,7 +423,7 @@ def write_metrics_csv(path: str | Path, metrics: Mapping[str, np.ndarray], *, fi
     writer.writerow(["frame", *keys])
     for i in range(length):
         writer.writerow([first_frame + i, *(repr(float(metrics[k][i])) for k in keys)])
-    _write_text(path, buffer.getvalue())
+    write_text(path, buffer.getvalue())
     return Path(path)
 
 
@@ -494,7 +444,7 @@ def write_metrics_json(
         "per_frame": {k: [_number(v) for v in np.asarray(values).ravel()] for k, values in metrics.items()},
         "summary": {k: _number(v) for k, v in summary(dict(metrics)).items()},
     }
-    _write_text(path, json.dumps(document, indent=2) + "\n")
+    write_text(path, json.dumps(document, indent=2) + "\n")
     return Path(path)
 
 
@@ -548,7 +498,7 @@ def write_trace_stats(path: str | Path, trace: Trace) -> Path:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-        _write_text(path, buffer.getvalue())
+        write_text(path, buffer.getvalue())
     elif path.suffix.lower() == ".json":
         document = {
             "pre": trace.pre,
@@ -558,7 +508,7 @@ def write_trace_stats(path: str | Path, trace: Trace) -> Path:
             "eps": spec.eps,
             "rows": [{k: _number(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows],
         }
-        _write_text(path, json.dumps(document, indent=1) + "\n")
+        write_text(path, json.dumps(document, indent=1) + "\n")
     else:
         raise ExportError(f"{path}: gate statistics are written as .csv or .json")
     return path
@@ -571,7 +521,7 @@ def _as_image(values: np.ndarray) -> np.ndarray:
     return values[None] if values.ndim == 1 else values.reshape(-1, values.shape[-1])
 
 
-def heatmap_scale(trace: Trace, layer: int, name: str, reduction: str, sample: int = 0) -> Scale:
+def heatmap_scale(trace: Trace, layer: int, name: str, reduction: str, sample: int = 0) -> ColourScale:
     """Colour scale of one heatmap, fixed over all steps so it does not flicker while scrubbing.
 
     Fractions and values inside [0, 1] (gates) use viridis over [0, 1]; signed values
@@ -580,9 +530,9 @@ def heatmap_scale(trace: Trace, layer: int, name: str, reduction: str, sample: i
     maps = trace.map(layer, name, reduction)[:, sample]
     low, high = float(np.nanmin(maps)), float(np.nanmax(maps))
     if reduction in ("low", "high", "saturated") or (low >= 0.0 and high <= 1.0):
-        return Scale(VIRIDIS_LUT, 0.0, 1.0, name)
+        return value_scale("viridis", 0.0, 1.0, name, bad=BACKGROUND)
     largest = max(abs(low), abs(high)) or 1e-6
-    return Scale(DIVERGING_LUT, -largest, largest, name)
+    return value_scale("diverging", -largest, largest, name, bad=BACKGROUND)
 
 
 def render_heatmap_grid(
@@ -628,7 +578,7 @@ def render_heatmap_grid(
             h, w = values.shape
             fit = min(cell / h, cell / w)
             size = (max(1, round(w * fit)), max(cell // 6 if h == 1 else 1, round(h * fit)))
-            tile = cv2.resize(scale.colour(values), size, interpolation=cv2.INTER_NEAREST)
+            tile = cv2.resize(scale.to_rgb(values), size, interpolation=cv2.INTER_NEAREST)
             oy, ox = y + (cell - tile.shape[0]) // 2, x + (cell - tile.shape[1]) // 2
             image[oy : oy + tile.shape[0], ox : ox + tile.shape[1]] = tile
             symmetric = scale.vmin == -scale.vmax

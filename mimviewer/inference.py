@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mimviewer.data.normalise import normalise
 from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.limits import shorten
 from mimviewer.nets.base import RecurrentModel
@@ -85,11 +86,11 @@ class Rollout:
 
 
 def as_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Accept (B,T,C,H,W), (T,C,H,W) or (T,H,W); float in [0,1] or uint8 (scaled by 1/255)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-    if tensor.dtype == torch.uint8:
-        tensor = tensor.float() / 255.0
-    tensor = tensor.float()
+    """Accept (B,T,C,H,W), (T,C,H,W) or (T,H,W). Arrays go through the one input rule
+    (:func:`mimviewer.data.normalise`); tensors are taken as model scale (uint8 divided by 255)."""
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(normalise(frames, "frames")[0]))
+    tensor = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
     if tensor.ndim == 3:
         tensor = tensor[:, None]
     if tensor.ndim == 4:

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mimviewer.atomic import write_text
 from mimviewer.checkpoints import LoadedCheckpoint
 from mimviewer.inference import rollout
 from mimviewer.trace import ProbeSpec, Trace
@@ -292,10 +293,10 @@ def write_study(
             )
     numbers = {r.name: r.summary() for r in results}
     path = out_dir / "saturation.json"
-    path.write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(numbers, indent=2, sort_keys=True) + "\n")
     written["numbers"] = path
     tables = out_dir / "saturation_tables.md"
-    tables.write_text(summary_markdown(results))
+    write_text(tables, summary_markdown(results))
     written["tables"] = tables
     return written
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimviewer.atomic import atomic_file
+
 # What each quantity name means (the GUI shows these as tooltips; cells use these names).
 QUANTITIES: dict[str, str] = {
     "i": "input gate",
@@ -234,7 +236,7 @@ class Trace:
         return stats[..., STAT_NAMES.index(stat)]
 
     # -- files ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, inputs: tuple[str | Path, ...] = ()) -> None:
         arrays: dict[str, np.ndarray] = {}
         for k in self.maps:
             arrays[f"maps:{k}"] = self.maps[k]
@@ -250,7 +252,8 @@ class Trace:
             "eps": self.spec.eps,
         }
         arrays["meta"] = np.array(list(meta.items()), dtype=object).astype(str)
-        np.savez_compressed(path, **arrays)
+        with atomic_file(path, inputs) as f:  # through a file: the name stays exactly ``path``
+            np.savez_compressed(f, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import platform
 import shlex
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mimviewer.atomic import atomic_file, write_text
 from mimviewer.errors import DataError, MimviewerError
 from mimviewer.limits import check_train_values, check_training, memory_budget, shorten
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config
@@ -428,7 +428,7 @@ def train(
         state = point.state
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "train.json").write_text(cfg.to_json() + "\n")
+        write_text(run_dir / "train.json", cfg.to_json() + "\n")
         torch.manual_seed(cfg.seed)
         model = create_model(model_cfg)
         state = None
@@ -463,9 +463,8 @@ def train(
             "losses": losses,
             "wall_s": wall_s,
         }
-        tmp = state_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, state_path)
+        with atomic_file(state_path) as f:
+            torch.save(state, f)
 
     autocast = dev.type == "cuda"
     held_out = torch.from_numpy(data.held_out)

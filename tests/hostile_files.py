@@ -16,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from mimviewer.checkpoints import _torch_load
+from mimviewer.checkpoints.safe_load import torch_load as _torch_load
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "openstl"

@@ -25,15 +25,6 @@ from mimviewer.nets import create_model, list_models
 OPENSTL_CONFIG = Path("/tmp/openstl/configs/mmnist/PredRNN.py")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny(arch: str = "predrnn", **changes):
     fields = dict(num_hidden=(8, 8), filter_size=3, patch_size=2, height=16, width=12, pre=3, aft=2)
     fields.update(changes)

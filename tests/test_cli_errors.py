@@ -113,14 +113,14 @@ def _make_files(folder: Path) -> None:
 
     imageio.mimwrite(folder / "v.gif", np.zeros((3, 16, 16), np.uint8), duration=100)
     shutil.copytree(folder / "pngs", folder / "pngs_locked")
-    (folder / "pngs_locked" / "1.png").rename(folder / "pngs_locked" / "locked.png")
+    (folder / "pngs_locked" / "0.png").rename(folder / "pngs_locked" / "0locked.png")  # the first frame
     sources = {".npy": "in.npy", ".h5": "rank6.h5", ".gif": "v.gif"}
     for name in ("locked.npy", "locked.safetensors", "locked.json", "locked.h5", "locked.gif"):
         shutil.copy(folder / sources.get(Path(name).suffix, "ck.safetensors"), folder / name)
-    for path in folder.rglob("locked*"):
+    for path in folder.rglob("*locked.*"):
         path.chmod(0)
     for path in [folder, *folder.rglob("*")]:
-        if not path.name.startswith("locked"):
+        if "locked." not in path.name:
             path.chmod(0o777 if path.is_dir() else 0o644)
 
 
@@ -253,7 +253,7 @@ def test_bad_input_is_one_line_exit_2_no_traceback_bounded_memory(world, case, a
         ([*PREDICT, "--config", "locked.json"], ("locked.json",)),
         (["predict", CK, "locked.h5", "-o", "o.npy"], ("locked.h5",)),
         (["predict", CK, "locked.gif", "-o", "o.npy"], ("locked.gif",)),
-        (["predict", CK, "pngs_locked", "-o", "o.npy", "--pre", "2"], ("locked.png",)),
+        (["predict", CK, "pngs_locked", "-o", "o.npy", "--pre", "2"], ("0locked.png",)),
     ],
     ids=["input", "checkpoint", "config", "hdf5", "video", "image"],
 )

@@ -19,15 +19,6 @@ from mimviewer.nets import create_model
 from mimviewer.trace import Trace
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def checkpoint(tmp_path: Path) -> Path:
     """A tiny PredRNN with LayerNorm (so its frame size is fixed at 16x16), defaults pre 3, aft 2."""
@@ -156,10 +147,28 @@ def test_info_describes_the_checkpoint(checkpoint: Path, capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("make_input", "extra", "message"),
     [
-        (lambda: np.zeros((4, 12, 12), np.float32), (), r"expects 16x16 frames.*input has 12x12"),
-        (lambda: np.zeros((4, 3, 16, 16), np.float32), (), r"3 channel\(s\) per frame.*expects 1"),
         (lambda: np.zeros((2, 16, 16), np.float32), (), r"2 frames, fewer than the 3 context frames"),
-        (lambda: np.zeros((4, 16, 16), np.int32), (), r"float in \[0,1\] or uint8"),
+        (
+            lambda: np.zeros((4, 16, 16), np.int32),
+            (),
+            r"in.npy: frames must be uint8, uint16 or float, not int32",
+        ),
+        # the file is memory-mapped and checked where it is read (frame 0 first): counts are per frame
+        (
+            lambda: np.full((4, 16, 16), -0.5, np.float32),
+            (),
+            r"in.npy \(frame 0\): 256 pixel value\(s\) are negative",
+        ),
+        (
+            lambda: np.full((4, 16, 16), 300.0, np.float32),
+            (),
+            r"in.npy \(frame 0\): 256 pixel value\(s\) are above 255",
+        ),
+        (
+            lambda: np.where(np.eye(16)[None] > 0, np.nan, 0.5).repeat(4, 0),
+            (),
+            r"in.npy \(frame 0\): 16 pixel value\(s\) are NaN",
+        ),
         (lambda: np.zeros((16, 16), np.float32), (), r"expected frames \(N,T,C,H,W\)"),
         (lambda: np.zeros((4, 16, 16), np.float32), ("--device", "cuda:7"), r"cuda:7"),
     ],
@@ -212,3 +221,38 @@ def test_errors_from_a_real_process_have_no_traceback(tmp_path: Path) -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("mimviewer: error: ") and "broken.ckpt: not a readable checkpoint" in lines[0]
     assert not (tmp_path / "o.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("frames", "fit", "note"),
+    [
+        (np.full((4, 12, 12), 0.5, np.float32), "resize", "resized 12x12 -> 16x16"),
+        (np.full((4, 20, 20), 0.5, np.float32), "crop", "centre-cropped 20x20 -> 16x16"),
+        (np.full((4, 12, 12), 0.5, np.float32), "pad", "padded 12x12 -> 16x16"),
+        (np.full((4, 3, 16, 16), 0.5, np.float32), "resize", "3 channel(s) -> 1 for the model (by luma)"),
+    ],
+)
+def test_predict_adapts_the_input_to_the_model_as_view_does(
+    frames, fit, note, checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    np.save(tmp_path / "in.npy", frames)
+    out = tmp_path / "pred.npy"
+    assert (
+        run_cli("predict", checkpoint, tmp_path / "in.npy", "-o", out, "--fit", fit, "--device", "cpu") == 0
+    )
+    assert np.load(out).shape == (2, 1, 16, 16)
+    assert note in capsys.readouterr().out
+
+
+def test_float_frames_in_0_255_are_divided_by_255_and_reported(
+    checkpoint: Path, tmp_path: Path, capsys
+) -> None:
+    pixels = np.random.default_rng(3).integers(0, 256, size=(4, 1, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "float255.npy", pixels)
+    np.save(tmp_path / "uint8.npy", pixels.astype(np.uint8))
+    for name in ("float255", "uint8"):
+        assert (
+            run_cli("predict", checkpoint, tmp_path / f"{name}.npy", "-o", tmp_path / f"{name}-out.npy") == 0
+        )
+    assert "read as 0..255" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "float255-out.npy"), np.load(tmp_path / "uint8-out.npy"))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from mimviewer import export
-from mimviewer.data.colors import color_scale
 from mimviewer.data.synthetic import bouncing_digits
 from mimviewer.data.units import dbz_to_unit
 from mimviewer.errors import ShapeError
 from mimviewer.inference import rollout
 from mimviewer.nets import create_model
+from mimviewer.render import DIVERGING, colour_scale
 from mimviewer.trace import STAT_NAMES, ProbeSpec
 
 PRE, AFT = 3, 3
@@ -61,7 +61,7 @@ def test_difference_panel_is_neutral_where_the_prediction_is_perfect(tmp_path, s
     layout = export.comparison_layout(sequence, {"m": prediction})
     y, x = layout.panel_origin(2)
     bottom = frame[y + layout.panel_height - 4 : y + layout.panel_height, x : x + layout.panel_width]
-    zero_colour = export.DIVERGING_LUT[128]
+    zero_colour = DIVERGING[128]
     assert close(bottom.reshape(-1, 3).min(0), zero_colour, 6)
     assert close(bottom.reshape(-1, 3).max(0), zero_colour, 6)
     top = frame[y : y + 4, x : x + layout.panel_width]
@@ -95,7 +95,7 @@ def test_radar_comparison_uses_the_radar_colour_scale(tmp_path):
     layout = export.comparison_layout(frames, {"m": frames[2:]})
     y, x = layout.panel_origin(0)
     core = frame[y + layout.panel_height // 2, x + layout.panel_width // 2]
-    assert close(core, color_scale("dBZ").to_rgb(np.array([42.0]))[0], 8)
+    assert close(core, colour_scale("dBZ").to_rgb(np.array([42.0]))[0], 8)
 
 
 def test_bad_inputs_are_refused_with_a_clear_message(tmp_path, sequence):
@@ -203,3 +203,12 @@ def test_a_finished_export_replaces_the_old_file(tmp_path, sequence):
     export.write_metrics_csv(target, {"mse": np.array([0.5])})
     assert target.read_text().startswith("frame,mse")
     assert [p.name for p in tmp_path.iterdir()] == ["m.csv"]
+
+
+def test_a_long_model_name_keeps_the_difference_panel_title():
+    from mimviewer.export import comparison_layout
+
+    layout = comparison_layout(np.zeros((4, 1, 16, 16)), {"predrnn_digits_from_a_long_run.safetensors": None})
+    title = export._title(layout.names[2], layout.panel_width)
+    assert title.endswith(" - GT") and title.startswith("predrnn")
+    assert export._text_width(title) <= layout.panel_width

@@ -327,8 +327,8 @@ def test_every_readers_input_mutated(kind, inputs, data, tmp_path) -> None:
 
     def read() -> None:
         if kind == "predict-npy":
-            frames = read_input(opened, None)
-            frames.window(0, 1, 2)
+            for sequence in read_input(opened).sequences:
+                sequence.frames(0, 2)
             return
         seq = open_sequence(opened)
         seq.frames(0, 3)

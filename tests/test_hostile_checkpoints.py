@@ -24,14 +24,14 @@ from mimviewer.errors import CheckpointError, ConfigError, MimviewerError
 def no_model_at_full_size(monkeypatch):
     """Fail a test that builds a model off the meta device from a file that should be refused first."""
     built: list[str] = []
-    real = checkpoints.create_model
+    real = checkpoints.load.create_model
 
     def create_model(config, **overrides):
         if torch.empty(0).device.type != "meta":
             built.append(config.arch)
         return real(config, **overrides)
 
-    monkeypatch.setattr(checkpoints, "create_model", create_model)
+    monkeypatch.setattr(checkpoints.load, "create_model", create_model)
     return built
 
 
@@ -200,7 +200,7 @@ def test_permission_denied_is_said_as_such(kind, tmp_path, monkeypatch) -> None:
     run = {
         "checkpoint": lambda: load_checkpoint(path),
         "config": lambda: read_config_file(path),
-        "npy": lambda: read_input(path, None),
+        "npy": lambda: read_input(path),
     }[kind]
     with pytest.raises(MimviewerError, match="permission denied") as info:
         run()

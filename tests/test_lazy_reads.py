@@ -89,7 +89,7 @@ def test_export_metrics_of_a_window_far_into_the_file(files, tmp_path: Path) -> 
 def test_the_window_reaches_beyond_frame_500_reading_only_what_it_shows(tmp_path: Path) -> None:
     """The session holds a 2,000-frame file lazily: no 500-frame cap, frames read where looked at."""
     from mimviewer.data.lazy import CACHE_CHUNKS, CHUNK, LazyFrames
-    from mimviewer.session import Session
+    from mimviewer.viewmodel import Session
 
     frames = np.arange(2000, dtype=np.float32)[:, None, None, None] / 2000 * np.ones((1, 1, 8, 8), np.float32)
     np.save(tmp_path / "ramp.npy", frames)
@@ -107,7 +107,7 @@ def test_the_window_reaches_beyond_frame_500_reading_only_what_it_shows(tmp_path
     for update in session.inference(run, device="cpu"):
         session.accept(update)
     assert session.finished
-    np.testing.assert_array_equal(session.images_at(4)["gt"], session.render(frames[1904]))
+    np.testing.assert_array_equal(session.images_at(4)["gt"], session.renderer.frames(frames[1904]))
     session.start = 10**6  # past the end: the last start from which pre + aft frames fit
     assert session.start == 2000 - 5
     cache = session.all_frames._cache

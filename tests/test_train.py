@@ -20,16 +20,6 @@ from mimviewer.train import (
     train,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions run faster on one thread than on two that fight for a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(num_hidden=(8,), filter_size=3, patch_size=4, pre=3, aft=3)
 
 

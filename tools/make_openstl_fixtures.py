@@ -7,8 +7,14 @@ only the data its code produces. For each recurrent architecture OpenSTL has, a 
 (2 layers x 8 hidden, 16x16 frames) gets seeded random weights (peepholes and LayerNorms
 too, so they matter), is saved in one real checkpoint flavour, and is run by OpenSTL on
 random frames with the scheduled-sampling mask all zeros (inference). ``<name>.npz`` holds
-the input ``frames`` (B, T, C, H, W), OpenSTL's ``outputs`` (B, T-1, C, H, W: step t
+the input ``frames`` (B, T, C, H, W, float32), OpenSTL's ``outputs`` (B, T-1, C, H, W: step t
 predicts frame t+1), ``pre``, ``aft``, the ``arch`` and the ``checkpoint`` file name.
+
+The outputs are computed in float64 (OpenSTL's model and the frames cast to double; the
+float32 weights are exact in double). A float32 rollout's last bits depend on which
+convolution kernel oneDNN picks for the CPU it runs on (Intel and AMD differ), so a
+float32 reference made on one machine cannot be matched exactly on another; in float64
+the rounding is ~1e-16 and any CPU reproduces it to 1e-10.
 
     .venv/bin/python tools/make_openstl_fixtures.py [--only mim,e3d_lstm]
 
@@ -158,8 +164,14 @@ def make(fx: Fixture, openstl: OpenSTL, seed: int) -> Path:
     for module in model.modules():  # MIM keeps MIM-S state on its blocks between calls: start clean
         if hasattr(module, "convlstm_c"):
             module.convlstm_c = None
-    with torch.no_grad():
-        out, _ = model(patched, mask, return_loss=False)  # (B, T-1, H', W', p*p*C)
+    model.double()
+    torch.set_default_dtype(torch.float64)  # OpenSTL allocates its zero states with the default dtype
+    try:
+        with torch.no_grad():
+            out, _ = model(patched.double(), mask.double(), return_loss=False)  # (B, T-1, H', W', p*p*C)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    model.float()  # the checkpoint keeps float32 weights, as OpenSTL saves them
     outputs = openstl.reshape_patch_back(out, p).permute(0, 1, 4, 2, 3).contiguous()  # (B, T-1, C, H, W)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     file_name, obj = checkpoint_object(fx, state)

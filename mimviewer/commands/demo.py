@@ -19,7 +19,6 @@ from mimviewer.commands.view import add_window_options
 from mimviewer.errors import MimviewerError
 
 HEADLESS_SCREENSHOT = "mimviewer-demo.png"
-FALLBACK_MODELS = ("predrnn_digits", "mim_digits", "convlstm_digits")  # tried in order without demo.json
 
 
 @dataclass
@@ -30,7 +29,6 @@ class Demo:
     model: Any  # RecurrentModel
     model_name: str
     model_source: str
-    note: str = ""  # said on the status bar and stderr when something is missing
 
 
 def _generate(data: dict[str, Any]) -> tuple[np.ndarray, str, str]:
@@ -51,38 +49,33 @@ def _generate(data: dict[str, Any]) -> tuple[np.ndarray, str, str]:
 
 
 def load_demo() -> Demo:
-    """The bundled demo (models/demo.json); a random-weight ConvLSTM when it is not there yet."""
+    """The bundled demo (models/demo.json and the model it names).
+
+    Either missing is an incomplete installation: refused with one line, never replaced by a
+    model with random weights (which would look like a working demo)."""
+    from mimviewer.checkpoints import load_checkpoint
     from mimviewer.paths import bundled_models_dir
 
     folder = bundled_models_dir()
     spec_path = folder / "demo.json"
-    if spec_path.is_file():
-        try:
-            spec = json.loads(spec_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise MimviewerError(f"{spec_path}: not valid JSON ({exc})") from exc
-        model_file = folder / str(spec.get("model", ""))
-        if model_file.suffix != ".safetensors":
-            model_file = model_file.with_suffix(".safetensors")
-        data = spec.get("data", spec)
-        frames, units, source = _generate(data if isinstance(data, dict) else {"generator": data})
-        from mimviewer.checkpoints import load_checkpoint
-
-        loaded = load_checkpoint(model_file)
-        return Demo(frames, units, source, loaded.model, model_file.name, str(model_file))
-    for name in FALLBACK_MODELS:  # demo.json missing: a bundled digits model, if any
-        if (folder / f"{name}.safetensors").is_file():
-            from mimviewer.checkpoints import load_checkpoint
-
-            frames, units, source = _generate({})
-            loaded = load_checkpoint(folder / f"{name}.safetensors")
-            return Demo(frames, units, source, loaded.model, f"{name}.safetensors", str(folder / name))
-    from mimviewer.nets import create_model
-
-    frames, units, source = _generate({})
-    model = create_model("convlstm", num_hidden=(32, 32), filter_size=3, patch_size=4, height=64, width=64)
-    note = "the bundled demo model is not there yet: showing a ConvLSTM with random weights"
-    return Demo(frames, units, source, model, "convlstm (random weights)", "random weights", note)
+    if not spec_path.is_file():
+        raise MimviewerError(f"{spec_path}: the bundled demo is missing; the installation is incomplete")
+    try:
+        spec = json.loads(spec_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MimviewerError(f"{spec_path}: not valid JSON ({exc})") from exc
+    model_file = folder / str(spec.get("model", ""))
+    if model_file.suffix != ".safetensors":
+        model_file = model_file.with_suffix(".safetensors")
+    if not model_file.is_file():
+        raise MimviewerError(
+            f"{model_file}: the bundled demo model named in {spec_path.name} is missing; "
+            "the installation is incomplete"
+        )
+    data = spec.get("data", spec)
+    frames, units, source = _generate(data if isinstance(data, dict) else {"generator": data})
+    loaded = load_checkpoint(model_file)
+    return Demo(frames, units, source, loaded.model, model_file.name, str(model_file))
 
 
 def add_parser(subparsers) -> None:
@@ -108,8 +101,6 @@ def run(args: argparse.Namespace) -> int:
             f"mimviewer: no display found: rendering the window offscreen into {screenshot}", file=sys.stderr
         )
     demo = load_demo()
-    if demo.note:
-        print(f"mimviewer: {demo.note}", file=sys.stderr)
 
     def setup(window) -> None:
         choose_device(window, args.device)
@@ -126,5 +117,3 @@ def open_demo(window, demo: Demo) -> None:
     window.session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
     window.session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
     window.runner.start()
-    if demo.note:
-        window.status_text.setText(demo.note)

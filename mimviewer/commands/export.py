@@ -8,21 +8,22 @@ comparison, ``.png`` a strip of frames, ``.csv`` / ``.json`` the per-frame metri
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.limits import check_flag, check_fps, check_rollout
 
+if TYPE_CHECKING:
+    from mimviewer.data import Sequence
+
 OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mimviewer.commands.predict import add_config_flags
+    from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
         "export",
@@ -61,32 +62,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--stats", metavar="FILE", help="also write gate statistics per layer/step (.csv/.json)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_fit_flag(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
 
-@dataclass
-class Inputs:
-    frames: Any  # (1, T, C, H, W) model scale: an array, or a sequence read lazily (see `window`)
-    units: str  # what the data says its values are
-
-    def window(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start..stop-1`` as (1, T, C, H, W): a file is read for these frames only."""
-        if isinstance(self.frames, np.ndarray):
-            return self.frames[:, start:stop]
-        return np.asarray(self.frames.lazy[start:stop])[None]
-
-
-def read_frames(path: str | Path, args: argparse.Namespace) -> Inputs:
-    """INPUT through ``mimviewer.data.open_sequence``: one sequence (``--sample`` picks one of many)."""
+def read_sequence(path: str | Path, args: argparse.Namespace):
+    """INPUT through ``mimviewer.data.open_sequence``: one sequence (``--sample`` picks one of many),
+    read lazily (only the frames used are decoded)."""
     from mimviewer.data import open_sequence
 
     options = {"units": args.units, "sequence": args.sample or None}
-    from mimviewer.commands.predict import _OneSequence
-    from mimviewer.data.lazy import LazyFrames
-
-    sequence = open_sequence(path, **{k: v for k, v in options.items() if v is not None})
-    return Inputs(_OneSequence(LazyFrames(sequence)), sequence.meta.units)  # read once the window is known
+    return open_sequence(path, **{k: v for k, v in options.items() if v is not None})
 
 
 def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
@@ -99,8 +86,11 @@ def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer import export
+    from mimviewer.atomic import check_output
+    from mimviewer.data import adapt
     from mimviewer.inference import pick_device, rollout
     from mimviewer.metrics import frame_metrics, summary
+    from mimviewer.render import FrameRenderer
     from mimviewer.trace import ProbeSpec
 
     output = Path(args.output)
@@ -109,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise MimviewerError(f"{output}: unknown export type; use one of {', '.join(OUTPUT_SUFFIXES)}")
     if args.stats and Path(args.stats).suffix.lower() not in (".csv", ".json"):
         raise MimviewerError(f"{args.stats}: gate statistics are written as .csv or .json")
+    sources = tuple(p for p in (args.input, args.checkpoint, args.compare, args.config) if p)
+    check_output(output, sources)
+    if args.stats:
+        check_output(args.stats, sources)
     device = pick_device(args.device)
     check_fps(args.fps)
     check_flag(args.start, "--start", 0, 2**40)
@@ -117,31 +111,28 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         if args.checkpoint or args.input:
             raise MimviewerError("--demo takes no CHECKPOINT or INPUT")
-        models, names, inputs = _demo_models()
+        models, names, sequence = _demo_models()
     else:
         if not args.checkpoint or not args.input:
             raise MimviewerError("give CHECKPOINT and INPUT (or --demo)")
-        inputs = read_frames(args.input, args)
-        models, names = _load_models(args, inputs.frames, device)
+        sequence = read_sequence(args.input, args)
+        models, names = _load_models(args, sequence.shape, device)
 
     config = models[0].config
-    units = inputs.units
+    units = sequence.meta.units
     pre = args.pre if args.pre is not None else config.pre
     aft = args.aft if args.aft is not None else config.aft
     if pre < 1 or aft < 1 or args.start < 0:
         raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
     check_rollout(config, pre, aft, 1, source=str(args.input or "the demo data"), trace=bool(args.stats))
-    frames = inputs.window(args.start, args.start + pre + aft)  # only the frames used are read
-    if frames.shape[2] != config.channels:  # e.g. an RGB video for a grey model: by luma
-        from mimviewer.data.sequence import match_channels
-
-        source = str(args.input or "the demo data")
-        frames = np.stack([match_channels(f, config.channels, source) for f in frames])
-    if frames.shape[1] < pre + aft:
+    if len(sequence) - args.start < pre + aft:
         raise ShapeError(
-            f"{args.input or 'the demo data'} has {inputs.frames.shape[1] - args.start} frames from "
+            f"{args.input or 'the demo data'} has {len(sequence) - args.start} frames from "
             f"frame {args.start}; the comparison needs pre + aft = {pre} + {aft} (pass --pre/--aft)"
         )
+    shape = (config.channels, config.height, config.width)
+    _, window, notes = adapt(sequence, shape, fit=args.fit, start=args.start, stop=args.start + pre + aft)
+    frames = window[None]  # (1, pre + aft, C, H, W)
 
     predictions: dict[str, np.ndarray] = {}
     trace = None
@@ -153,12 +144,13 @@ def run(args: argparse.Namespace) -> int:
 
     truth = frames[:, pre:]
     scores = {name: frame_metrics(truth, p, units=units, device=device) for name, p in predictions.items()}
+    renderer = FrameRenderer.for_units(units, to_physical=sequence.to_physical)
     if suffix in (".gif", ".mp4"):
         shown = {name: p[0] for name, p in predictions.items()}
-        export.write_comparison(output, frames[0], shown, pre=pre, fps=args.fps, units=units)
+        export.write_comparison(output, frames[0], shown, pre=pre, fps=args.fps, renderer=renderer)
     elif suffix == ".png":
         shown = {name: p[0] for name, p in predictions.items()}
-        export.write_strip(output, frames[0], shown, pre=pre, units=units)
+        export.write_strip(output, frames[0], shown, pre=pre, renderer=renderer)
     else:
         table = (
             scores[names[0]]
@@ -182,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         export.write_trace_stats(args.stats, trace)
 
     print(f"wrote {output}: {pre} context + {aft} predicted frames, {units}")
+    for note in notes:
+        print(f"  input: {note}")
     for name in names:
         means = summary(scores[name])
         print(f"  {name}: " + ", ".join(f"{k} {means[k]:.4g}" for k in ("mse", "mae", "psnr", "ssim")))
@@ -190,50 +184,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_models(args: argparse.Namespace, frames: np.ndarray, device) -> tuple[list, list[str]]:
-    from mimviewer.checkpoints import load_checkpoint
+def _load_models(args: argparse.Namespace, shape: tuple[int, ...], device) -> tuple[list, list[str]]:
+    """The checkpoint (and --compare's) for an input of ``shape`` (T, C, H, W); both must agree on
+    the frames they take, which the input is then fitted to."""
+    from mimviewer.checkpoints import load_for_input
     from mimviewer.commands.predict import config_overrides
 
-    _, _, c, h, w = frames.shape
+    _, c, h, w = shape
     paths = [Path(args.checkpoint)] + ([Path(args.compare)] if args.compare else [])
     models = []
     for i, path in enumerate(paths):
-        loaded = load_checkpoint(
+        loaded = load_for_input(
             path,
             channels=c,
+            frame_size=(h, w),
             config_file=args.config if i == 0 else None,
             overrides=config_overrides(args) if i == 0 else None,
             device=device,
-            frame_size=(h, w),
         )
-        if models and loaded.config.channels != models[0].config.channels:
+        cfg = loaded.config
+        first = models[0].config if models else cfg
+        if (cfg.channels, cfg.height, cfg.width) != (first.channels, first.height, first.width):
             raise ShapeError(
-                f"{path} expects {loaded.config.channels} channel(s) per frame, "
-                f"{args.checkpoint} {models[0].config.channels}: they cannot be compared"
+                f"{path} takes {cfg.channels}x{cfg.height}x{cfg.width} frames, {args.checkpoint} "
+                f"{first.channels}x{first.height}x{first.width}: they cannot be compared"
             )
         models.append(loaded.model)
     return models, _model_names(paths, [m.config.arch for m in models])
 
 
-def _demo_models() -> tuple[list, list[str], Inputs]:
-    """The bundled demo model and its generated sequence (a random ConvLSTM until one is bundled)."""
-    try:
-        from mimviewer.commands.demo import load_demo
-    except ModuleNotFoundError as exc:  # the demo command not there yet: say so, use random weights
-        if exc.name != "mimviewer.commands.demo":
-            raise
-        from mimviewer.data.synthetic import bouncing_digits
-        from mimviewer.nets import create_model
+def _demo_models() -> tuple[list, list[str], Sequence]:
+    """The bundled demo model and its generated sequence."""
+    from mimviewer.commands.demo import load_demo
+    from mimviewer.data import from_array
 
-        print(
-            "mimviewer: no bundled demo yet: a ConvLSTM with random weights on bouncing digits",
-            file=sys.stderr,
-        )
-        model = create_model(
-            "convlstm", num_hidden=(32, 32), filter_size=3, patch_size=4, height=64, width=64
-        )
-        return [model], ["convlstm (random weights)"], Inputs(bouncing_digits(1, length=20)[:1], "intensity")
     demo = load_demo()
-    if demo.note:
-        print(f"mimviewer: {demo.note}", file=sys.stderr)
-    return [demo.model], [demo.model_name], Inputs(demo.frames[None], demo.units)
+    return [demo.model], [demo.model_name], from_array(demo.frames, units=demo.units, source=demo.source)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -12,7 +10,7 @@ import numpy as np
 
 from mimviewer.access import check_readable
 from mimviewer.errors import DataError, ShapeError
-from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_rollout, shorten
+from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_memory, check_rollout, shorten
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -74,61 +72,54 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
+    add_fit_flag(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
 
 
+def add_fit_flag(parser: argparse.ArgumentParser) -> None:
+    """``--fit``: how frames of another size are fitted to the model (as the window does)."""
+    from mimviewer.data import FIT_MODES
+
+    parser.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="resize",
+        help="frames of another size than the model's: resize (default), centre crop or centre pad; "
+        "channels are converted too (colour -> grey by luma, grey -> colour), as in the window",
+    )
+
+
 class InputFrames(NamedTuple):
-    # (N, T, C, H, W), not yet read: a memory-mapped array (stored values) or a lazily read sequence
-    frames: Any
+    sequences: list  # mimviewer.data.Sequence per input sequence, read lazily (only the frames used)
     batched: bool  # False when the file held one sequence without an N axis
-
-    def window(self, first: int, last: int, stop: int) -> np.ndarray:
-        """Sequences ``first..last-1``, frames ``0..stop-1`` as float32 in [0, 1]: only these are read."""
-        if isinstance(self.frames, _OneSequence):
-            return np.asarray(self.frames.lazy[:stop])[None][first:last]
-        block = np.asarray(self.frames[first:last, :stop])
-        if block.dtype == np.uint8:
-            return block.astype(np.float32) / np.float32(255.0)
-        return block.astype(np.float32)
+    notes: tuple[str, ...]  # what the input rule did to the values
 
 
-class _OneSequence:
-    """A sequence file as a batch of one, (1, T, C, H, W), read only where a window asks."""
+def read_input(path: str | Path) -> InputFrames:
+    """The one place predict reads its input (values through :mod:`mimviewer.data.normalise`).
 
-    def __init__(self, lazy: Any):
-        self.lazy = lazy
-        self.shape = (1, *lazy.shape)
-
-
-def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
-    """The one place predict reads its input.
-
-    ``.npy``: (N,T,C,H,W), (T,C,H,W) or (T,H,W); floats are taken as model scale [0, 1],
-    uint8 is scaled by 1/255. Anything else ``mimviewer.data.open_sequence`` reads (videos,
-    image folders, HKO-7 PNGs, .npz, HDF5, ODIM radar) becomes one sequence; ``--channels``
-    converts it (e.g. a colour video for a grey model), and with ``--pre`` only the context
-    frames are decoded.
+    ``.npy``: (N,T,C,H,W), (T,C,H,W) or (T,H,W) intensities; anything else
+    ``mimviewer.data.open_sequence`` reads (videos, image folders, HKO-7 PNGs, .npz, HDF5,
+    ODIM radar) is one sequence. Fitting to the model happens later (:func:`mimviewer.data.adapt`).
     """
+    from mimviewer.data import open_sequence
+    from mimviewer.data.arrays import LazyArraySequence
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() != ".npy":
-        from mimviewer.data import open_sequence
-        from mimviewer.data.lazy import LazyFrames
-
-        channels = getattr(args, "channels", None)
-        sequence = open_sequence(path, **({"channels": channels} if channels else {}))
-        return InputFrames(_OneSequence(LazyFrames(sequence)), False)  # frames read once the window is known
+        return InputFrames([open_sequence(path)], False, ())
     check_readable(path, DataError, ".npy")
-    try:  # memory-mapped: only the frames a window uses are ever read or converted
+    try:  # memory-mapped: only the frames a window uses are ever read and normalised
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except PermissionError:
         raise DataError(f"{path}: permission denied (the file cannot be read by this user)") from None
     except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, EOFError)
         raise DataError(f"{path}: not a readable .npy array ({shorten(str(exc), 80)})") from None
-    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
-        raise DataError(f"{path}: frames must be float in [0,1] or uint8, got {array.dtype}")
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{path}: frames must be uint8, uint16 or float, not {array.dtype}")
     batched = array.ndim == 5
     if array.ndim == 3:
         array = array[:, None]  # (T, 1, H, W)
@@ -138,20 +129,12 @@ def read_input(path: str | Path, args: argparse.Namespace) -> InputFrames:
         raise ShapeError(
             f"{path}: expected frames (N,T,C,H,W), (T,C,H,W) or (T,H,W), got shape {array.shape}"
         )
-    return InputFrames(array, batched)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    """Write atomically: a temp file beside the target, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # One lazy sequence per N: each window read goes through the one input rule (data/normalise.py).
+    sequences = [
+        LazyArraySequence(array, source=str(path), kind="npy", layout="NTCHW", sequence=i)
+        for i in range(len(array))
+    ]
+    return InputFrames(sequences, batched, ())
 
 
 def _concat_traces(traces: list) -> Any:
@@ -168,43 +151,55 @@ def _concat_traces(traces: list) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimviewer.checkpoints import load_checkpoint
+    from mimviewer.atomic import atomic_file, check_output
+    from mimviewer.checkpoints import load_for_input
+    from mimviewer.data import adapt
     from mimviewer.inference import pick_device, rollout
     from mimviewer.trace import ProbeSpec
 
+    sources = tuple(s for s in (args.input, args.checkpoint, args.config) if s)
+    output = check_output(args.output, sources)
+    if args.trace:
+        check_output(args.trace, sources)
     device = pick_device(args.device)
     check_flag(args.batch_size, "--batch-size", 1, MAX_BATCH)
-    inputs = read_input(args.input, args)
-    n, t, c, h, w = inputs.frames.shape
-    loaded = load_checkpoint(
+    inputs = read_input(args.input)
+    first = inputs.sequences[0]
+    t, c, h, w = first.shape
+    loaded = load_for_input(
         args.checkpoint,
         channels=c,
+        frame_size=(h, w),
         config_file=args.config,
         overrides=config_overrides(args),
         device=device,
-        frame_size=(h, w),
     )
     cfg = loaded.config
-    if c != cfg.channels:
-        raise ShapeError(
-            f"{args.input} has {c} channel(s) per frame, {args.checkpoint} expects {cfg.channels}"
-        )
     pre = args.pre if args.pre is not None else cfg.pre
     aft = args.aft if args.aft is not None else cfg.aft
     if pre < 1 or aft < 1:
         raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
     # before any frame is read: the rollout (and its trace) must fit this machine's memory
+    n = len(inputs.sequences)
     check_rollout(cfg, pre, aft, min(n, args.batch_size), source=str(args.input), trace=bool(args.trace))
+    check_memory(
+        n * (pre + aft) * cfg.channels * cfg.height * cfg.width * 4,
+        f"{args.input}: {n} sequence(s) of {pre} context + {aft} predicted frames",
+        advice="predict fewer sequences at once",
+    )
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+    shape = (cfg.channels, cfg.height, cfg.width)
+    adapted = [adapt(seq, shape, fit=args.fit, stop=pre) for seq in inputs.sequences]
+    frames = np.stack([frames for _, frames, _ in adapted])  # (N, pre, C, H, W)
+    notes = inputs.notes + adapted[0][2]
 
     predictions, traces = [], []
-    for start in range(0, n, args.batch_size):
-        batch = inputs.window(start, start + args.batch_size, pre)  # only these frames are read
+    for start in range(0, len(frames), args.batch_size):
         result = rollout(
             loaded.model,
-            batch,
+            frames[start : start + args.batch_size],
             pre,
             aft,
             probes=ProbeSpec() if args.trace else None,
@@ -217,12 +212,14 @@ def run(args: argparse.Namespace) -> int:
     prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
     if not inputs.batched:
         prediction = prediction[0]
-    output = Path(args.output)
-    _save_npy(output, prediction)
+    with atomic_file(output, sources) as f:  # through a file: the name stays exactly the one asked
+        np.save(f, prediction)
     if args.trace:
-        _concat_traces(traces).save(args.trace)
+        _concat_traces(traces).save(args.trace, sources)
     print(
         f"wrote {output} {tuple(prediction.shape)}: {cfg.arch} ({loaded.format}) from {pre} context frames "
         f"on {device}" + (f"; trace in {args.trace}" if args.trace else "")
     )
+    for note in notes:
+        print(f"  input: {note}")
     return 0

@@ -16,6 +16,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("input", nargs="?", help="sequence: video, image folder, .npy/.npz, HDF5, radar")
     parser.add_argument("--checkpoint", "-c", help="model checkpoint (.safetensors, .ckpt, .pth)")
     parser.add_argument("--compare", help="a second checkpoint shown next to the first")
+    from mimviewer.commands.predict import add_fit_flag
+
+    add_fit_flag(parser)
     add_window_options(parser)
     parser.set_defaults(run=run)
 
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     def setup(window) -> None:
         choose_device(window, args.device)
+        window.session.fit = args.fit
         if args.input or args.checkpoint or args.compare:
             window.open_paths(sequence=args.input, checkpoint=args.checkpoint, compare=args.compare)
 

@@ -1,6 +1,17 @@
-"""Sequence readers, radar units, colour scales and synthetic generators (no Qt)."""
+"""Sequence readers, the input rule, radar units and synthetic generators (no Qt)."""
 
+from mimviewer.data.adapt import adapt
+from mimviewer.data.normalise import normalise
 from mimviewer.data.readers import open_sequence
-from mimviewer.data.sequence import Sequence, SequenceMeta, fit_to, from_array
+from mimviewer.data.sequence import FIT_MODES, Sequence, SequenceMeta, fit_to, from_array
 
-__all__ = ["Sequence", "SequenceMeta", "fit_to", "from_array", "open_sequence"]
+__all__ = [
+    "FIT_MODES",
+    "Sequence",
+    "SequenceMeta",
+    "adapt",
+    "fit_to",
+    "from_array",
+    "normalise",
+    "open_sequence",
+]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mimviewer.data.normalise import intensity_divisor
 from mimviewer.data.sequence import (
     UNITS,
     Sequence,
@@ -119,13 +120,16 @@ class LazyArraySequence(Sequence):
         self._array, self._layout, self._sequence, self._keep = array, layout, sequence, keep
         self._source = source
         self._stored_range = value_range or default_value_range(np.dtype(array.dtype))
-        if value_range is None and units == "intensity" and np.issubdtype(np.dtype(array.dtype), np.floating):
-            peak = float(np.nanmax(self._raw(0, min(length, 1)), initial=0.0))
-            if peak > 1.0 + 1e-3:  # float frames saved as 0..255 (a common slip): say so, do not clip
-                self._stored_range = (0.0, 255.0) if peak <= 255.0 else (0.0, peak)
-                transforms.append(
-                    f"float values up to {peak:g} in frame 0: read as 0..{self._stored_range[1]:g}"
-                )
+        # float intensities follow the one input rule (mimviewer.data.normalise), checked on
+        # every frame read: frame 0 decides between [0, 1] and 0..255
+        self._checked = (
+            value_range is None and units == "intensity" and np.issubdtype(np.dtype(array.dtype), np.floating)
+        )
+        if self._checked:
+            divisor, note = intensity_divisor(self._raw(0, min(length, 1)), f"{source} (frame 0)")
+            self._stored_range = (0.0, divisor)
+            if note:
+                transforms.append(f"{note} (from frame 0)")
         size = (dims["H"], dims["W"])
         meta = SequenceMeta(
             source=source,
@@ -148,6 +152,13 @@ class LazyArraySequence(Sequence):
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         block = self._raw(start, stop)
+        if self._checked:
+            divisor, _ = intensity_divisor(block, f"{self._source} (frames {start}..{stop - 1})")
+            if divisor > self._stored_range[1]:
+                raise DataError(
+                    f"{self._source}: frames {start}..{stop - 1} hold values up to 255 but frame 0 is in "
+                    "[0, 1]; one scale per file"
+                )
         return to_model_scale(block, self.meta.units, self._stored_range, self.meta.zr)
 
     def _raw(self, start: int, stop: int) -> np.ndarray:

@@ -197,7 +197,8 @@ def from_array(
 
 
 class FittedSequence(Sequence):
-    """Another sequence resized or centre-cropped to a model's frame size, frame by frame."""
+    """Another sequence resized, centre-cropped or centre-padded (with zeros) to a model's frame
+    size, frame by frame."""
 
     def __init__(self, base: Sequence, height: int, width: int, mode: str):
         src_h, src_w = base.meta.frame_size
@@ -209,6 +210,14 @@ class FittedSequence(Sequence):
                 )
             self._top, self._left = (src_h - height) // 2, (src_w - width) // 2
             done = f"centre-cropped {src_h}x{src_w} -> {height}x{width} at (y={self._top}, x={self._left})"
+        elif mode == "pad":
+            if height < src_h or width < src_w:
+                raise ShapeError(
+                    f"{base.meta.source}: cannot pad {src_h}x{src_w} frames to {height}x{width}; "
+                    "use --fit resize or crop"
+                )
+            self._top, self._left = (height - src_h) // 2, (width - src_w) // 2
+            done = f"padded {src_h}x{src_w} -> {height}x{width} with zeros at (y={self._top}, x={self._left})"
         else:
             squeeze = "" if src_h * width == src_w * height else " (aspect ratio changed)"
             done = f"resized {src_h}x{src_w} -> {height}x{width}{squeeze}"
@@ -221,6 +230,12 @@ class FittedSequence(Sequence):
         height, width = self.meta.frame_size
         if self._mode == "crop":
             return frames[:, :, self._top : self._top + height, self._left : self._left + width].copy()
+        if self._mode == "pad":
+            out = np.zeros((*frames.shape[:2], height, width), np.float32)
+            out[:, :, self._top : self._top + frames.shape[2], self._left : self._left + frames.shape[3]] = (
+                frames
+            )
+            return out
         shrinking = height * width < frames.shape[2] * frames.shape[3]
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         out = np.empty((*frames.shape[:2], height, width), np.float32)
@@ -230,11 +245,15 @@ class FittedSequence(Sequence):
         return np.clip(out, 0.0, 1.0, out=out)
 
 
+FIT_MODES = ("resize", "crop", "pad")
+
+
 def fit_to(seq: Sequence, height: int, width: int, mode: str = "resize") -> Sequence:
-    """``seq`` at a model's frame size: ``"resize"`` (area-averaged when shrinking) or a centre
-    ``"crop"``; ``meta.transforms`` records what was done. Returns ``seq`` if it already fits."""
-    if mode not in ("resize", "crop"):
-        raise ValueError(f"mode must be 'resize' or 'crop', not {mode!r}")
+    """``seq`` at a model's frame size: ``"resize"`` (area-averaged when shrinking), a centre
+    ``"crop"`` or a centre ``"pad"`` with zeros; ``meta.transforms`` records what was done.
+    Returns ``seq`` if it already fits."""
+    if mode not in FIT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FIT_MODES)}, not {mode!r}")
     if height < 1 or width < 1:
         raise ShapeError(f"{seq.meta.source}: cannot fit frames to {height}x{width}")
     if seq.meta.frame_size == (height, width):

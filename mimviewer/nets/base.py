@@ -13,7 +13,7 @@ here once, so every architecture rolls out the same way (DESIGN.md, "Models").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 
 from mimviewer.errors import ShapeError
 from mimviewer.nets.config import ModelConfig
+from mimviewer.nets.weights import conv_config_fields
 from mimviewer.trace import NO_PROBE, Probe
 
 
@@ -70,6 +71,34 @@ class RecurrentModel(nn.Module):
     # Regexes of checkpoint keys that reference implementations store but never use
     # (e.g. OpenSTL's ConvLSTM cells carry an unused conv_o); the loader drops them.
     unused_checkpoint_keys: ClassVar[tuple[str, ...]] = ()
+
+    # -- what this architecture's checkpoints look like (timm's checkpoint_filter_fn) ----------
+    # detect_arch asks architectures with a higher priority first (their key sets are more specific).
+    weights_priority: ClassVar[int] = 0
+    layer_key_prefix: ClassVar[str] = "cell_list"  # layer i's weights are under "<prefix>.<i>."
+    # The conv that reads the patched frame: in_channels = p*p*C, kernel = filter size.
+    first_conv_key: ClassVar[str] = "cell_list.0.conv_x.0.weight"
+    # Convs whose in_channels is layer i's hidden size (the first one present counts).
+    hidden_conv_keys: ClassVar[tuple[str, ...]] = ("cell_list.{i}.conv_h.0.weight",)
+
+    @classmethod
+    def matches_weights(cls, state_dict: Mapping[str, torch.Tensor]) -> bool:
+        """Whether these weights are this architecture's (key names and shapes)."""
+        return False
+
+    @classmethod
+    def config_from_weights(
+        cls,
+        state_dict: Mapping[str, torch.Tensor],
+        *,
+        channels: int | None = None,
+        patch_size: int | None = None,
+        frame_size: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
+        """ModelConfig fields the weights fix (KeyError: a tensor this architecture needs is missing).
+
+        ``channels`` / ``patch_size`` tell p from C in p*p*C; ``frame_size`` is the input's."""
+        return conv_config_fields(cls, state_dict, channels=channels, patch_size=patch_size)
 
     def __init__(self, config: ModelConfig):
         super().__init__()

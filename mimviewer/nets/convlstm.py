@@ -48,6 +48,13 @@ class ConvLSTM(RecurrentModel):
 
     layer_quantities = ("i", "f", "g", "o", "C", "H")
     unused_checkpoint_keys = (r"cell_list\.\d+\.conv_o\..*", r"cell_list\.\d+\.conv_last\..*")
+    weights_priority = 50
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        conv_x = state_dict.get("cell_list.0.conv_x.0.weight")
+        conv_h = state_dict.get("cell_list.0.conv_h.0.weight")
+        return conv_x is not None and conv_h is not None and conv_x.shape[0] == 4 * conv_h.shape[1]
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

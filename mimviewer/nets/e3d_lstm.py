@@ -188,6 +188,24 @@ class E3DLSTM(RecurrentModel):
     """Stacked Eidetic 3D LSTM cells; a (L, 1, 1) 3-D conv maps the top H clip to one frame."""
 
     layer_quantities = ("i", "r", "g", "R", "i'", "f'", "g'", "o", "C", "M", "H")
+    weights_priority = 70
+    first_conv_key = "cell_list.0.conv_x.0.conv3d.weight"
+    hidden_conv_keys = ("cell_list.{i}.conv_h.0.conv3d.weight",)
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        first = state_dict.get(cls.first_conv_key)
+        return first is not None and first.ndim == 5
+
+    @classmethod
+    def config_from_weights(cls, state_dict, **hints) -> dict:
+        """The conv family's fields plus the clip length and temporal kernel of the 3-D convs."""
+        fields = super().config_from_weights(state_dict, **hints)
+        fields["options"] = {
+            "window_length": int(state_dict["cell_list.0._norm_c_t.weight"].shape[1]),
+            "temporal_filter_size": int(state_dict[cls.first_conv_key].shape[2]),
+        }
+        return fields
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

@@ -191,6 +191,14 @@ class MIM(RecurrentModel):
 
     layer_quantities = ST_LSTM_QUANTITIES
     unused_checkpoint_keys = (r"stlstm_layer_diff\.\d+\.conv_last\..*",)
+    weights_priority = 100
+    layer_key_prefix = "stlstm_layer"
+    first_conv_key = "stlstm_layer.0.conv_x.0.weight"
+    hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight", "stlstm_layer.{i}.conv_s_cc.0.weight")
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return any(k.startswith("stlstm_layer") for k in state_dict)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

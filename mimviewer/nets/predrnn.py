@@ -106,6 +106,11 @@ class PredRNN(RecurrentModel):
     """Stacked ST-LSTM cells with a 1x1 output head (OpenSTL's PredRNN_Model)."""
 
     layer_quantities = ("i", "f", "g", "i'", "f'", "g'", "o", "C", "M", "H")
+    weights_priority = 60
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return "cell_list.0.conv_m.0.weight" in state_dict
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

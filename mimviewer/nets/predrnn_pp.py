@@ -133,6 +133,11 @@ class PredRNNpp(RecurrentModel):
     highway_quantities = ("Z.p", "Z.u", "Z")
     # OpenSTL builds a conv_o in every causal cell but never uses it.
     unused_checkpoint_keys = (r"cell_list\.\d+\.conv_o\..*",)
+    weights_priority = 80
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return any(k.startswith("gradient_highway.") or ".conv_c2m." in k for k in state_dict)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

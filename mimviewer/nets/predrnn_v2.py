@@ -28,6 +28,12 @@ from mimviewer.trace import Probe
 class PredRNNv2(PredRNN):
     """PredRNN's cells plus a shared 1x1 adapter for the decoupling loss (training only)."""
 
+    weights_priority = 90
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return "adapter.weight" in state_dict
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         n = config.num_hidden[0]

@@ -16,6 +16,7 @@ Options (``ModelConfig.options``):
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from mimviewer.errors import ConfigError
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.nets.config import ModelConfig
 from mimviewer.nets.registry import register_model
+from mimviewer.nets.weights import layer_indices
 from mimviewer.trace import Probe
 
 FORGET_BIAS = 1.0  # added to the LSTM forget gate's pre-activation (keeps memory early in training)
@@ -116,6 +118,44 @@ class SRUCell(nn.Module):
 class VectorModel(RecurrentModel):
     """Flatten (or embed) each frame, run stacked vector cells, map back with a linear head."""
 
+    gate_blocks = 4  # linear_x stacks this many gate blocks of num_hidden rows each
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return "cell_list.0.linear_x.weight" in state_dict
+
+    @classmethod
+    def config_from_weights(cls, state_dict, *, channels=None, patch_size=None, frame_size=None) -> dict:
+        """The head's outputs are C*H*W: H and W from ``frame_size`` when C*H*W matches, else a
+        square frame; the patch size only reorders the vector, so the weights cannot tell it."""
+        layers = layer_indices(state_dict, "cell_list")
+        fields: dict[str, Any] = {
+            "arch": cls.arch,
+            "num_hidden": tuple(
+                int(state_dict[f"cell_list.{i}.linear_x.weight"].shape[0]) // cls.gate_blocks for i in layers
+            ),
+        }
+        options: dict[str, Any] = {}
+        if "embed.weight" in state_dict:
+            options["embed"] = int(state_dict["embed.weight"].shape[0])
+        if "cell_list.0.proj.weight" in state_dict:
+            options["proj"] = [int(state_dict[f"cell_list.{i}.proj.weight"].shape[0]) for i in layers]
+        if options:
+            fields["options"] = options
+        frame = int(state_dict["head.weight"].shape[0])  # C*H*W
+        c = channels or 1
+        if frame_size is not None and c * frame_size[0] * frame_size[1] == frame:
+            fields.update(channels=c, height=int(frame_size[0]), width=int(frame_size[1]))
+        elif frame % c == 0 and math.isqrt(frame // c) ** 2 == frame // c:
+            side = math.isqrt(frame // c)
+            fields.update(channels=c, height=side, width=side)
+        else:
+            raise ConfigError(
+                f"the {cls.arch} head writes {frame} values per frame, which is not C*H*W for "
+                f"C={c} and a square frame; give the frame's channels and size"
+            )
+        return fields
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         frame = config.patch_channels * config.grid_height * config.grid_width
@@ -147,6 +187,7 @@ class VectorModel(RecurrentModel):
     "lstm", description="LSTM on flattened frames (gates as unit x time heatmaps)", num_hidden=(256, 256)
 )
 class LSTM(VectorModel):
+    weights_priority = 30
     layer_quantities = ("i", "f", "g", "o", "C", "H")
 
     def build_cells(self, in_features: int) -> list[nn.Module]:
@@ -164,6 +205,12 @@ class LSTM(VectorModel):
     options={"proj": 128},
 )
 class LSTMP(VectorModel):
+    weights_priority = 31
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return super().matches_weights(state_dict) and "cell_list.0.proj.weight" in state_dict
+
     layer_quantities = ("i", "f", "g", "o", "C", "H", "P")
 
     def build_cells(self, in_features: int) -> list[nn.Module]:
@@ -186,6 +233,13 @@ class LSTMP(VectorModel):
     "sru", description="Simple Recurrent Units (Lei et al. 2018) on flattened frames", num_hidden=(256, 256)
 )
 class SRU(VectorModel):
+    weights_priority = 32
+    gate_blocks = 3
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return super().matches_weights(state_dict) and "cell_list.0.peephole" in state_dict
+
     layer_quantities = ("f", "r", "g", "C", "H")
 
     def build_cells(self, in_features: int) -> list[nn.Module]:

@@ -8,14 +8,15 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
-from mimviewer.session import ColourScale, Session
+from mimviewer.render import DIVERGING, ColourBar
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+from mimviewer.viewmodel import Session
 
 BAR_WIDTH = 100  # pixels of a colour bar with its tick labels and title
 
 
-def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
-    """A vertical bar of the scale's colours with its tick labels and units."""
+def colour_bar(bar: ColourBar, table: np.ndarray) -> pg.PlotItem:
+    """A vertical bar of ``table``'s colours (256, 3) with the bar's tick labels and title."""
     plot = pg.PlotItem()
     plot.hideButtons()
     plot.setMouseEnabled(False, False)
@@ -24,15 +25,15 @@ def colour_bar(scale: ColourScale, title: str) -> pg.PlotItem:
     plot.hideAxis("left")
     plot.showAxis("right")
     plot.setMaximumWidth(BAR_WIDTH)
-    gradient = pg.ImageItem(scale.lut[:, None, :])  # (256, 1, 3): row 0 at the bottom
+    gradient = pg.ImageItem(table[:, None, :])  # (256, 1, 3): row 0 at the bottom
     gradient.setRect(QRectF(0, 0, 1, 1))
     plot.addItem(gradient)
     plot.setXRange(0, 1, padding=0)
     plot.setYRange(0, 1, padding=0)
     axis = plot.getAxis("right")
-    axis.setTicks([scale.ticks])
+    axis.setTicks([list(zip(bar.positions, bar.labels, strict=True))])
     axis.setWidth(BAR_WIDTH - 30)  # room for the longest tick label and the title beside it
-    axis.setLabel(title)
+    axis.setLabel(bar.title)
     return plot
 
 
@@ -137,12 +138,11 @@ class FramesPanel(QWidget):
         self._equal_columns()
         for row in range(rows):
             grid.setRowStretchFactor(2 * row + 2, 10)
-        scale = self.session.colour_scale()
-        self.bars.append(colour_bar(scale, scale.units))
+        renderer = self.session.renderer
+        self.bars.append(colour_bar(renderer.frame_bar(), renderer.lut))
         self.graphics.addItem(self.bars[-1], row=2, col=3, rowspan=2 * rows - 1)
         if len(columns) > 1:
-            diff = self.session.diff_scale()
-            self.bars.append(colour_bar(diff, diff.units))
+            self.bars.append(colour_bar(renderer.difference_bar(), DIVERGING))
             self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
         self.reset_zoom()
         self.show_frame()

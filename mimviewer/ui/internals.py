@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mimviewer.session import REDUCTIONS, Session, colour_lut, is_gate
+from mimviewer.render import TABLES
 from mimviewer.trace import QUANTITIES
+from mimviewer.viewmodel import REDUCTIONS, Session, is_gate
 
 QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
 LAYER_PENS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#db2777")
@@ -27,7 +28,7 @@ LAYER_PENS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", 
 
 def lut_for(levels: tuple[float, float]) -> np.ndarray:
     """Sequential colours for [0, x] ranges, diverging ones for ranges around zero."""
-    return colour_lut("diverging" if levels[0] < 0 else "viridis")
+    return TABLES["diverging" if levels[0] < 0 else "viridis"]
 
 
 def colour_map(lut: np.ndarray) -> pg.ColorMap:
@@ -75,7 +76,7 @@ class HeatmapDialog(QDialog):
         for event in (self.session.events.frame, self.session.events.internals, self.session.events.step):
             event.disconnect(self._refresh)
 
-    def _refresh(self, **_info) -> None:
+    def _refresh(self, *_args) -> None:
         session = self.session
         step = session.step_of_frame()
         data = session.heatmap(self.layer, self.name, step, slot=self.slot)

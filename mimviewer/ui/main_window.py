@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
-from mimviewer.session import OutOfDeviceMemory, Session
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import CancellableJob, InferenceRunner, JobCancelled
+from mimviewer.viewmodel import OutOfDeviceMemory, Session
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".safetensors", ".bin")
 SEQUENCE_FILTER = "Sequences (*.npy *.npz *.h5 *.hdf5 *.mp4 *.avi *.mov *.gif *.png *.jpg);;All files (*)"

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mimviewer.session import Session
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+from mimviewer.viewmodel import Session
 
 MODEL_PENS = ("#dc2626", "#7c3aed")  # slot 0, slot 1
 

@@ -1,6 +1,6 @@
-"""Runs the session's inference generator in a thread (superqt GeneratorWorker).
+"""Runs the view model's inference generator in a thread (superqt GeneratorWorker).
 
-The worker thread does the device work and renders images (``Session.inference``); every
+The worker thread does the device work and draws images (``viewmodel.jobs.inference``); every
 yielded update arrives on the main thread through a queued signal and is handed to
 ``Session.accept``, which only stores it. A new request cancels the one before.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker
 
-from mimviewer.session import Session, SlotDone, StepUpdate
+from mimviewer.viewmodel import Session, SlotDone, StepUpdate
 
 
 class InferenceRunner(QObject):

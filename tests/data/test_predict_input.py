@@ -47,10 +47,8 @@ def test_colour_video_for_a_grey_model(tmp_path, checkpoint, capsys):
         video[t, 4:10, t : t + 6] = (200, 180, 40)
     imageio.mimwrite(tmp_path / "clip.mp4", video, fps=4, macro_block_size=16)
 
-    assert predict(checkpoint, tmp_path / "clip.mp4", "-o", tmp_path / "out.npy") == 2
-    assert "3 channel(s)" in capsys.readouterr().err  # a colour video for a grey model: say so
-
-    assert predict(checkpoint, tmp_path / "clip.mp4", "--channels", "1", "-o", tmp_path / "out.npy") == 0
+    assert predict(checkpoint, tmp_path / "clip.mp4", "-o", tmp_path / "out.npy") == 0
+    assert "3 channel(s) -> 1 for the model (by luma)" in capsys.readouterr().out  # adapted as in view, said
     prediction = np.load(tmp_path / "out.npy")
     assert prediction.shape == (AFT, 1, 16, 16) and np.isfinite(prediction).all()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mimviewer.nets import create_model
-from mimviewer.session import Session, SlotDone, StepUpdate
+from mimviewer.viewmodel import Session, SlotDone, StepUpdate
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_window_moves_along_a_long_sequence(session):
     slot = session.slots[0]
     expected = ((slot.outputs[4] - session.all_frames[2 + 5]) ** 2).mean()
     assert slot.metrics["mse"][5] == pytest.approx(float(expected), rel=1e-4)
-    assert np.array_equal(session.images_at(5)["gt"], session.render(session.all_frames[7]))
+    assert np.array_equal(session.images_at(5)["gt"], session.renderer.frames(session.all_frames[7]))
 
 
 def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_units(tmp_path):
@@ -118,8 +118,8 @@ def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_uni
     run_all(s)
     assert s.finished
     # the colour bar and the difference bar speak the video's own values (0..255), like the readout
-    assert s.colour_scale().ticks[-1][1] == "255"
-    assert s.diff_scale().ticks[-1][1] == "+128"
+    assert s.renderer.frame_bar().labels[-1] == "255"
+    assert s.renderer.difference_bar().labels[-1] == "+128"
 
 
 def test_the_window_start_stops_where_the_whole_context_and_horizon_still_fit(session):

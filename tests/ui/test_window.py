@@ -134,9 +134,9 @@ def test_click_on_a_metric_curve_jumps_and_zoom_is_linked(qtbot, window, tiny_fi
 def test_thresholds_rerun_inference_when_raw_values_were_too_big_to_keep(
     qtbot, window, tiny_files, monkeypatch
 ):
-    import mimviewer.session
+    import mimviewer.viewmodel.jobs
 
-    monkeypatch.setattr(mimviewer.session, "RAW_BUDGET_BYTES", 0)
+    monkeypatch.setattr(mimviewer.viewmodel.jobs, "RAW_BUDGET_BYTES", 0)
     sequence, checkpoint = tiny_files
     window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)

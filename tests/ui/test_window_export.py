@@ -47,3 +47,42 @@ def test_export_from_the_window(qtbot, window, tiny_files, tmp_path, kind):
         mse_column = lines[0].split(",").index("mse")
         row = lines[7].split(",")
         assert float(row[mse_column]) == pytest.approx(session.slots[0].metrics["mse"][6], rel=1e-5)
+
+
+def test_an_exported_gif_frame_shows_the_window_pixels(qtbot, window, tiny_files, tmp_path, monkeypatch):
+    """The window and the GIF draw with one renderer: every predicted frame's GT, prediction and
+    difference panels hold exactly the window's images (enlarged by whole pixels)."""
+    import numpy as np
+
+    from mimviewer import export
+    from mimviewer.viewmodel import jobs
+
+    written: list[np.ndarray] = []  # the frames the GIF encoder receives
+    real_writer = export.imageio.get_writer
+
+    def recording_writer(*args, **kwargs):
+        writer = real_writer(*args, **kwargs)
+        append = writer.append_data
+        writer.append_data = lambda image, *rest: (written.append(image.copy()), append(image, *rest))[1]
+        return writer
+
+    monkeypatch.setattr(export.imageio, "get_writer", recording_writer)
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    session = window.session
+    with qtbot.waitSignal(window.exported, timeout=60_000):
+        window.export("gif", tmp_path / "out.gif")
+    gt, predictions, _ = jobs.comparison_arrays(session)
+    layout = export.comparison_layout(gt, predictions)
+    read_back = iio.imread(tmp_path / "out.gif", index=None)[..., :3]
+    assert len(written) == len(read_back) == session.pre + session.aft
+    for frame in range(session.pre, session.pre + session.aft):
+        session.frame = frame
+        for index, view in enumerate(("gt", "pred0", "diff0")):
+            y, x = layout.panel_origin(index)
+            rows = slice(y, y + layout.panel_height, layout.zoom)
+            columns = slice(x, x + layout.panel_width, layout.zoom)
+            shown = window.frames_panel.images[view].image
+            assert np.array_equal(written[frame][rows, columns], shown), (frame, view)
+            assert np.array_equal(read_back[frame][rows, columns], shown), (frame, view)  # the file too

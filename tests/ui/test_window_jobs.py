@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from mimviewer.session import OutOfDeviceMemory
+from mimviewer.viewmodel import OutOfDeviceMemory
 from tests.ui.conftest import wait_finished
 
 
@@ -120,7 +120,8 @@ def test_moving_the_window_along_a_long_sequence_reruns(qtbot, window, tiny_file
     assert session.start == 2
     wait_finished(qtbot, window)
     session.frame = 3
-    assert np.array_equal(window.frames_panel.images["gt"].image, session.render(session.all_frames[5]))
+    expected = session.renderer.frames(session.all_frames[5])
+    assert np.array_equal(window.frames_panel.images["gt"].image, expected)
     assert "sequence frame 5" in window.frames_panel.header.text
 
 

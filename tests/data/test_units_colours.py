@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mimviewer.data import units
-from mimviewer.data.colors import color_scale, unit_to_rgb
+from mimviewer.render.colours import colour_scale, unit_to_rgb
 
 
 def test_model_scale_is_the_hko7_pixel_scale():
@@ -51,7 +51,7 @@ def test_conversions_run_on_torch_tensors_too():
 
 
 def test_pysteps_dbz_scale_colours_each_5_dbz_band():
-    scale = color_scale("dBZ")
+    scale = colour_scale("dBZ")
     assert scale.name == "pysteps"
     rgb = scale.to_rgb(np.array([5.0, 12.0, 33.0, 59.9, 61.0, np.nan]))
     assert rgb.dtype == np.uint8 and rgb.shape == (6, 3)
@@ -60,15 +60,15 @@ def test_pysteps_dbz_scale_colours_each_5_dbz_band():
     assert tuple(rgb[3]) == (225, 25, 0)  # its last colour, #E11900
     assert tuple(rgb[4]) == (139, 0, 0)  # over the range: darkred
     assert tuple(rgb[5]) == (0, 0, 0)  # missing data drawn as no rain
-    assert len({tuple(c) for c in scale.colors}) == 10
+    assert len({tuple(c) for c in scale.colours}) == 10
     assert tuple(scale.to_rgb(33.0)) == tuple(rgb[2])  # a single value (0-d) too
     assert tuple(scale.to_rgb(np.float64("nan"))) == (0, 0, 0)
 
 
 def test_rain_scale_levels_and_colour_bar():
-    scale = color_scale("mm/h")
+    scale = colour_scale("mm/h")
     assert tuple(scale.to_rgb(np.array([0.5]))[0]) == (220, 0, 220)  # 0.40 - 0.63 mm/h: #DC00DC
-    bar = scale.colorbar()
+    bar = scale.colour_bar()
     assert bar.units == "mm/h" and bar.title == "Rain rate"
     assert bar.labels[0] == "0.08" and bar.labels[5] == "1" and bar.labels[-1] == "160"
     # Ticks sit where the model-scale lookup table changes colour.
@@ -83,13 +83,13 @@ def test_grey_and_viridis_for_video():
     assert grey.shape == (1, 3, 3)
     np.testing.assert_array_equal(grey[0, :, 0], [0, 128, 255])
     np.testing.assert_array_equal(grey[..., 0], grey[..., 2])
-    viridis = color_scale("intensity", "viridis")
+    viridis = colour_scale("intensity", "viridis")
     np.testing.assert_array_equal(viridis.unit_to_rgb(np.array([0.0, 1.0])), [[68, 1, 84], [253, 231, 37]])
-    assert color_scale("intensity").colorbar().labels == ("0", "0.25", "0.5", "0.75", "1")
+    assert colour_scale("intensity").colour_bar().labels == ("0", "0.25", "0.5", "0.75", "1")
 
 
 def test_unknown_scale_or_units_are_refused():
     with pytest.raises(ValueError, match="unknown units"):
-        color_scale("kelvin")
+        colour_scale("kelvin")
     with pytest.raises(ValueError, match="unknown colour scale"):
-        color_scale("dBZ", "jet")
+        colour_scale("dBZ", "jet")

@@ -1,0 +1,140 @@
+"""The view model's long jobs as plain Python the UI runs in worker threads: inference (a
+generator yielding one update per network step) and exports (a function writing one file).
+
+Both read only state fixed when they start (a snapshot), so the main thread may go on
+changing the session meanwhile; inference results come back through ``Session.accept``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mimviewer.errors import DataError, ShapeError
+from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.nets.base import RecurrentModel
+from mimviewer.trace import ProbeSpec
+from mimviewer.viewmodel.readout import metrics_timeline
+from mimviewer.viewmodel.results import InferenceError, OutOfDeviceMemory, SlotDone, StepUpdate
+
+if TYPE_CHECKING:
+    from mimviewer.viewmodel.session import Session
+
+# Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
+RAW_BUDGET_BYTES = 256 * 2**20
+
+
+def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
+    """What to record: the session's thresholds, and raw values when they fit the budget."""
+    cfg = model.config
+    per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
+    size = session.steps * per_step * max(cfg.num_hidden) * cfg.grid_height * cfg.grid_width * 4
+    lo, hi = session.thresholds
+    return ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=size <= RAW_BUDGET_BYTES)
+
+
+def inference(
+    session: Session, run: int, *, device: str = "auto", amp: bool = False
+) -> Generator[StepUpdate | SlotDone, None, None]:
+    """Roll out every model over the session's sequence, one update per step, then one SlotDone.
+
+    The worker thread does the device work and draws the display images (the session's
+    renderer), so that scrubbing later only swaps images drawn once.
+    """
+    if session.frames is None:
+        raise DataError("open a sequence first")
+    pre, aft = session.pre, session.aft
+    window = session.frames  # fixed for this run, even if the user opens another file meanwhile
+    frames = np.asarray(window[: pre + aft])  # only the run's frames are read
+    renderer, units, source = session.renderer, session.units, session.source
+    dev = pick_device(device)
+    for slot_index, slot in session.models:
+        model = slot.model
+        cfg = model.config
+        if frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
+            raise ShapeError(
+                f"{source or 'the sequence'} has frames (C, H, W) = {frames.shape[1:]} but "
+                f"{slot.name} expects {(cfg.channels, cfg.height, cfg.width)}"
+            )
+        probes = probe_spec(session, model)
+        generator = iter_rollout(model, frames, pre, aft, probes=probes, device=dev, amp=amp)
+        while True:
+            try:
+                step = next(generator)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            except torch.cuda.OutOfMemoryError as exc:
+                raise OutOfDeviceMemory(
+                    f"{slot.name}: the {dev} device ran out of memory ({exc}); try the CPU"
+                ) from exc
+            except RuntimeError as exc:  # torch reports shape/device trouble this way
+                raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
+            frame = step.frame[0].cpu().numpy()
+            maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
+            stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
+            image, diff = renderer.frames(frame), renderer.differences(frame, window[step.t + 1])
+            yield StepUpdate(run, slot_index, step.t, step.steps, frame, image, diff, maps, stats)
+        outputs = result.outputs[0]  # (steps, C, H, W)
+        yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
+
+
+def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
+    """A function that writes one export from a snapshot of the results (safe in a thread).
+
+    kind: "gif"/"mp4" (comparison video), "strip" (PNG), "heatmaps" (PNG of the internals
+    grid at the current step), "heatmaps_gif" (the grid at every step, GIF/MP4), "metrics"
+    (CSV), "gates" (gate statistics CSV/JSON). Frames are drawn by the session's renderer,
+    exactly as the window draws them.
+    """
+    from mimviewer import export
+
+    inputs = (session.source,) if session.source else ()
+    renderer = session.renderer
+    if kind in ("gif", "mp4", "strip"):
+        gt, predictions, pre = comparison_arrays(session)
+        write = export.write_strip if kind == "strip" else export.write_comparison
+        return lambda: write(path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs)
+    if kind == "metrics":
+        table = metrics_table(session)
+        return lambda: export.write_metrics_csv(path, table)
+    trace = session.trace(slot)
+    if trace is None:
+        raise DataError("no internals recorded yet: let inference finish")
+    if kind == "gates":
+        return lambda: export.write_trace_stats(path, trace)
+    names, reduction = session.quantities, session.reduction
+    if kind == "heatmaps":
+        step = session.step_of_frame()
+        return lambda: export.write_png(path, export.render_heatmap_grid(trace, step, names, reduction))
+    if kind == "heatmaps_gif":
+        grids = (export.render_heatmap_grid(trace, t, names, reduction) for t in range(trace.steps))
+        return lambda: export.write_video(path, grids, fps=4)
+    raise ValueError(f"unknown export {kind!r}")
+
+
+def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+    """(GT of context + future frames, {model name: its aft predicted frames}, pre), copied."""
+    if session.frames is None:
+        raise DataError("open a sequence first")
+    gt = np.asarray(session.frames[: session.pre + session.aft])
+    predictions: dict[str, np.ndarray] = {}
+    for index, slot in session.models:
+        if slot.outputs is None or not slot.finished:
+            raise DataError(f"{slot.name}: inference has not finished yet")
+        name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
+        predictions[name] = slot.outputs[-session.aft :].copy()
+    return gt.copy(), predictions, session.pre
+
+
+def metrics_table(session: Session) -> dict[str, np.ndarray]:
+    """Per-frame metrics of every model; column names carry the model's name when there are two."""
+    table: dict[str, np.ndarray] = {}
+    for _, slot in session.models:
+        for name, values in slot.metrics.items():
+            table[name if len(session.models) == 1 else f"{slot.name}:{name}"] = values.copy()
+    return table

@@ -1,0 +1,68 @@
+"""What a rollout produces, as plain data: per-slot results and the updates the worker sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mimviewer.errors import MimviewerError
+from mimviewer.nets.base import RecurrentModel
+from mimviewer.trace import Trace
+
+
+class InferenceError(MimviewerError):
+    """The rollout failed on the device (the message says which model and why)."""
+
+
+class OutOfDeviceMemory(InferenceError):
+    """The device ran out of memory; running on the CPU (or a smaller batch) may work."""
+
+
+@dataclass
+class ModelSlot:
+    """One model and what its rollout produced so far (numpy on the host)."""
+
+    model: RecurrentModel
+    name: str  # label in the views, e.g. the checkpoint's file name
+    source: str  # where it came from (path, or "random weights")
+    outputs: np.ndarray | None = None  # (steps, C, H, W): output t predicts frame t+1
+    images: list[np.ndarray | None] = field(default_factory=list)  # per step, display RGB (H, W, 3)
+    diff_images: list[np.ndarray | None] = field(default_factory=list)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 4, *S)
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 6)
+    done_steps: int = 0
+    trace: Trace | None = None  # the whole trace, once finished
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)  # per frame (T,), NaN where none
+    finished: bool = False
+
+    def clear(self) -> None:
+        """Forget every result (the model stays)."""
+        self.outputs, self.images, self.diff_images = None, [], []
+        self.maps, self.stats, self.trace, self.metrics = {}, {}, None, {}
+        self.done_steps, self.finished = 0, False
+
+
+@dataclass
+class StepUpdate:
+    """What the worker thread sends for one finished network step."""
+
+    run: int
+    slot: int
+    t: int
+    steps: int
+    frame: np.ndarray  # (C, H, W) model scale
+    image: np.ndarray  # (H, W, 3) uint8, drawn by the session's FrameRenderer
+    diff_image: np.ndarray  # (H, W, 3) uint8, prediction - GT by the renderer's difference rule
+    maps: dict[str, np.ndarray]  # key -> (4, *S) for batch item 0
+    stats: dict[str, np.ndarray]  # key -> (6,)
+
+
+@dataclass
+class SlotDone:
+    """Sent when one model's rollout is complete."""
+
+    run: int
+    slot: int
+    trace: Trace | None
+    metrics: dict[str, np.ndarray]
