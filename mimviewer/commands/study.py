@@ -42,7 +42,7 @@ def resolve(model: str) -> tuple[str, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import load_checkpoint
-    from mimviewer.limits import check_flag
+    from mimviewer.limits import check_flag, check_memory
     from mimviewer.study import study_model, write_study
     from mimviewer.train import TEST_SEED, TrainConfig, synthetic_frames
 
@@ -64,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
             data = TrainConfig.from_json(loaded.metadata["train"]).data
         cfg = loaded.config
         seed = TEST_SEED if args.seed is None else args.seed
+        check_memory(
+            args.sequences * (cfg.pre + cfg.aft) * cfg.height * cfg.height * 4 * 2,
+            f"{path}: {args.sequences} held-out sequences of {cfg.pre}+{cfg.aft} frames "
+            f"of {cfg.height}x{cfg.height}",
+            advice="lower --sequences",
+        )
         frames = synthetic_frames(data, args.sequences, cfg.pre + cfg.aft, cfg.height, seed)
         results.append(study_model(name, loaded, frames, lo=args.lo, hi=args.hi))
     written = write_study(results, args.out)

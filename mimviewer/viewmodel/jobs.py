@@ -16,6 +16,7 @@ import torch
 
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.limits import check_rollout
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
 from mimviewer.viewmodel.readout import metrics_timeline
@@ -60,6 +61,7 @@ def inference(
                 f"{source or 'the sequence'} has frames (C, H, W) = {frames.shape[1:]} but "
                 f"{slot.name} expects {(cfg.channels, cfg.height, cfg.width)}"
             )
+        check_rollout(cfg, pre, aft, 1, source=source or "the sequence", trace=True)  # one line, not a crash
         probes = probe_spec(session, model)
         generator = iter_rollout(model, frames, pre, aft, probes=probes, device=dev, amp=amp)
         while True:

@@ -246,3 +246,13 @@ def test_a_real_cuda_out_of_memory_in_forward_offers_the_cpu_and_runs_there(qtbo
     assert window.device_choice.currentText() == "cpu" and window.runner.device == "cpu"
     wait_finished(qtbot, window)
     assert window.session.finished
+
+
+def test_a_rollout_too_large_for_the_machine_is_a_message_not_a_crash(qtbot, window, tiny_files, monkeypatch):
+    sequence, checkpoint = tiny_files
+    window.open_paths(sequence=sequence, checkpoint=checkpoint, run=False)
+    monkeypatch.setenv("MIMVIEWER_MEMORY_LIMIT", str(4 << 10))  # a machine that holds 4 KiB
+    window.runner.start()
+    qtbot.waitUntil(lambda: bool(window.errors), timeout=60_000)
+    assert "this machine can hold" in window.errors[-1] and "\n" not in window.errors[-1]
+    assert window.message_box.windowTitle() == "Inference failed" and not window.runner.is_running
