@@ -7,9 +7,13 @@ possible because our checkpoint keys follow OpenSTL), on the same frames, in
 (reshape_patch, ``model(frames, mask, return_loss=False)``, back to the host). A third column
 times ours with every probe on (the full Trace). Timings are interleaved (ours, reference,
 ours+probes per repeat) so that a busy machine slows all three alike; the median is reported.
+``--fast`` columns time ours with every probe on under bf16 autocast (``predict --fast``)
+and give its largest error against our float32 rollout; on CUDA a ``--cuda-graph`` column
+times the same probed float32 rollout replayed as one CUDA graph.
 
     .venv/bin/python benchmarks/bench_rollout.py                 # CPU, both configs
     .venv/bin/python benchmarks/bench_rollout.py --device cuda --repeats 20
+    .venv/bin/python benchmarks/bench_rollout.py --models mim --configs issue --threads 1 --clock cpu
 
 OpenSTL's source is read from ``--openstl`` (default /tmp/openstl); its package
 ``__init__`` files pull in many extra libraries, so only the model and module files are
@@ -37,6 +41,7 @@ for folder in (REPO, REPO / "tools"):  # tools/: the shared OpenSTL loader
 
 from openstl_reference import DEFAULT_ROOT, OpenSTLNotFoundError, load_openstl  # noqa: E402
 
+from mimviewer.accel import set_tf32  # noqa: E402
 from mimviewer.inference import bf16_supported, pick_device, rollout  # noqa: E402
 from mimviewer.nets import create_model, list_models  # noqa: E402
 from mimviewer.trace import ProbeSpec  # noqa: E402
@@ -67,6 +72,8 @@ class BenchConfig:
 CONFIGS = {
     "small": BenchConfig("small", 32, 4, (16, 16), 5, 5, 5, 2),
     "realistic": BenchConfig("realistic", 64, 4, (64, 64, 64, 64), 5, 10, 10, 4),
+    # issue 12's MIM: 4x128, filter 5, patch 4, 64x64, 10->10, batch 2
+    "issue": BenchConfig("issue", 64, 4, (128, 128, 128, 128), 5, 10, 10, 2),
 }
 
 
@@ -160,13 +167,24 @@ def bench_one(arch: str, bench: BenchConfig, args: argparse.Namespace, device: t
         "ours": lambda: rollout(model, frames, bench.pre, bench.aft),
         "probes": lambda: rollout(model, frames, bench.pre, bench.aft, probes=ProbeSpec()),
     }
-    row = {"model": arch, "config": bench.describe(), "max_diff": None, "bf16_diff": None}
+    row = {"model": arch, "config": bench.describe(), "max_diff": None, "bf16_diff": None, "fast_diff": None}
     if bf16_supported(device):  # opt-in bf16 autocast: the same rollout at lower precision
         runs["bf16"] = lambda: rollout(model, frames, bench.pre, bench.aft, amp=True)
+        runs["fast"] = lambda: rollout(model, frames, bench.pre, bench.aft, amp=True, probes=ProbeSpec())
         exact = rollout(model, frames, bench.pre, bench.aft).prediction
         row["bf16_diff"] = float(
             abs(rollout(model, frames, bench.pre, bench.aft, amp=True).prediction - exact).max()
         )
+        fast = rollout(model, frames, bench.pre, bench.aft, amp=True, probes=ProbeSpec()).prediction
+        row["fast_diff"] = float(abs(fast - exact).max())
+    if device.type == "cuda" and args.cuda_graph:
+        graphed = rollout(model, frames, bench.pre, bench.aft, probes=ProbeSpec(), cuda_graph=True)
+        if graphed.notes:
+            print(f"  {arch}: {graphed.notes[0]}", file=sys.stderr)
+        else:
+            runs["graph"] = lambda: rollout(
+                model, frames, bench.pre, bench.aft, probes=ProbeSpec(), cuda_graph=True
+            )
     if args.openstl.is_dir() and arch in REFERENCE:
         reference = build_reference(args.openstl, model, bench).to(device).eval()
 
@@ -185,8 +203,10 @@ def format_table(rows: list[dict]) -> str:
     lines = [
         "| model | config | ours ms/rollout | reference ms/rollout | ours / reference "
         "| ours + probes ms | probe overhead | max abs diff "
-        "| ours bf16 ms | bf16 / reference | bf16 max abs diff |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ours bf16 ms | bf16 / reference | bf16 max abs diff "
+        "| probes / reference | fast + probes ms | fast + probes / reference | fast max abs diff "
+        "| cuda graph + probes ms |",
+        "| --- | --- |" + " ---: |" * 14,
     ]
     for r in rows:
         ref = r.get("reference")
@@ -198,10 +218,18 @@ def format_table(rows: list[dict]) -> str:
             if bf16
             else ("n/a", "n/a", "n/a")
         )
+        fast = r.get("fast")
+        fast_cells = (
+            (f"{fast:.1f}", f"{fast / ref:.2f}" if ref else "n/a", f"{r['fast_diff']:.1e}")
+            if fast
+            else ("n/a", "n/a", "n/a")
+        )
+        probes_ratio = f"{r['probes'] / ref:.2f}" if ref else "n/a"
+        graph = f"{r['graph']:.1f}" if r.get("graph") else "n/a"
         lines.append(
             f"| {r['model']} | {r['config']} | {r['ours']:.1f} | {ref_cells[0]} | {ref_cells[1]} "
             f"| {r['probes']:.1f} | {100 * (r['probes'] / r['ours'] - 1):+.0f}% | {diff} "
-            f"| {' | '.join(bf16_cells)} |"
+            f"| {' | '.join(bf16_cells)} | {probes_ratio} | {' | '.join(fast_cells)} | {graph} |"
         )
     return "\n".join(lines)
 
@@ -215,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         default=list(REFERENCE),
         help="registry names (those without an OpenSTL twin: ours only)",
     )
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=["small", "realistic"], choices=list(CONFIGS))
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
@@ -226,10 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--openstl", type=Path, default=DEFAULT_ROOT, help="OpenSTL source checkout")
+    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls/convolutions (CUDA Ampere+)")
+    parser.add_argument(
+        "--cuda-graph",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on CUDA, also time the probed rollout replayed as one CUDA graph",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    note = set_tf32(args.tf32, device)
+    if note:
+        print(note)
     if not args.openstl.is_dir():
         print(f"OpenSTL source not found at {args.openstl}: timing ours only (pass --openstl PATH)")
     available = set(list_models())
@@ -244,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{args.clock} clock, warm-up {args.warmup}, median of {args.repeats}"
+        + (", TF32 on" if args.tf32 and device.type == "cuda" else "")
     )
     print(format_table(rows))
     return 0

@@ -17,7 +17,20 @@ from mimviewer import __version__
 from mimviewer.errors import MimviewerError
 
 # Subcommand modules under mimviewer.commands, in help order.
-COMMANDS = ("demo", "view", "predict", "info", "export", "train", "study")
+COMMANDS = (
+    "demo",
+    "view",
+    "watch",
+    "predict",
+    "info",
+    "export",
+    "attribute",
+    "whatif",
+    "train",
+    "study",
+    "delta",
+    "sweep",
+)
 
 
 class OneLineParser(argparse.ArgumentParser):

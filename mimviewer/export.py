@@ -40,6 +40,8 @@ CONTEXT_COLOUR = (70, 150, 255)
 PREDICTED_COLOUR = (255, 140, 0)
 BACKGROUND = (24, 24, 24)
 TEXT_COLOUR = (235, 235, 235)
+ABSENT_COLOUR = (56, 56, 56)  # a panel without data (truth not observed yet)
+ABSENT_HATCH = (80, 80, 80)
 
 BORDER = 3  # px of role colour around every panel
 MARGIN = 8  # px between panels
@@ -196,11 +198,15 @@ def render_comparison(
     units: str = "intensity",
     colour_scale: str | None = None,
     renderer: FrameRenderer | None = None,
+    notes: Sequence[str] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield one RGB uint8 image per frame: GT | prediction | difference (| 2nd prediction | difference).
 
     During context frames the prediction panels show the frame the model reads (the truth)
     and the difference is zero; a blue border marks context, an orange one predictions.
+    A NaN ``gt`` frame is not observed yet (a forecast past the end of the data): its GT
+    panel says so and it has no difference. ``notes`` (one per frame) replace the role in
+    the title line, e.g. a forecast's lead and valid time (:meth:`ForecastPlan.frame_note`).
     Frames and differences are drawn by ``renderer`` (default: the one for ``units`` and
     ``colour_scale``, a name from :data:`mimviewer.render.SCALES`), as the window draws them.
     """
@@ -227,26 +233,53 @@ def render_comparison(
     )
 
     total = len(gt)
+    seen = observed_frames(gt)
+    if notes is not None and len(notes) != total:
+        raise ShapeError(f"notes must give one line per frame ({total}), got {len(notes)}")
     for t in range(total):
         predicted = t >= pre
         image = background.copy()
         role = f"predicted +{t - pre + 1}" if predicted else "context (model reads the truth)"
+        role = notes[t] if notes is not None else role
         colour = PREDICTED_COLOUR if predicted else CONTEXT_COLOUR
         _text(image, f"frame {t}/{total - 1}", MARGIN, 16, scale=0.5)
         _text(image, role, MARGIN + _text_width(f"frame {total - 1}/{total - 1}", 0.5) + 12, 16, colour, 0.5)
-        panels = [truth_rgb[t]]
+        panels: list[np.ndarray | str] = [truth_rgb[t] if seen[t] else "not observed yet"]
         for name in predictions:
-            if predicted:
+            if not predicted:
+                panels += [truth_rgb[t], no_diff]
+            elif seen[t]:
                 panels += [shown_rgb[name][t - pre], diff_rgb[name][t - pre]]
             else:
-                panels += [truth_rgb[t], no_diff]
+                panels += [shown_rgb[name][t - pre], "no truth to compare"]
         for index, panel in enumerate(panels):
             y, x = layout.panel_origin(index)
             image[
                 y - BORDER : y + layout.panel_height + BORDER, x - BORDER : x + layout.panel_width + BORDER
             ] = colour
-            image[y : y + layout.panel_height, x : x + layout.panel_width] = _enlarge(panel, layout.zoom)
+            if isinstance(panel, str):
+                _draw_absent(image, y, x, layout.panel_height, layout.panel_width, panel)
+            else:
+                image[y : y + layout.panel_height, x : x + layout.panel_width] = _enlarge(panel, layout.zoom)
         yield image
+
+
+def observed_frames(gt: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames that have a truth (a NaN frame is one not observed yet)."""
+    return ~np.isnan(np.asarray(gt)).all(axis=tuple(range(1, np.ndim(gt))))
+
+
+def _draw_absent(image: np.ndarray, y: int, x: int, height: int, width: int, text: str) -> None:
+    """A panel with nothing to show (no truth yet): hatched grey with the reason, never a zero frame."""
+    area = image[y : y + height, x : x + width]
+    area[:] = ABSENT_COLOUR
+    rows, cols = np.indices((height, width))
+    area[(rows + cols) % 12 == 0] = ABSENT_HATCH
+    words = text.split()
+    half = len(words) // 2 or 1
+    for i, line in enumerate(line for line in (" ".join(words[:half]), " ".join(words[half:])) if line):
+        tx = x + max(2, (width - _text_width(line)) // 2)
+        _text(image, _fit(line, width - 4), tx, y + height // 2 + 14 * i)
 
 
 def write_video(
@@ -312,15 +345,17 @@ def write_comparison(
     loop: bool = True,
     renderer: FrameRenderer | None = None,
     inputs=(),
+    notes: Sequence[str] | None = None,
 ) -> Path:
-    """Write the side-by-side comparison as an animated GIF or an MP4 (H.264), chosen by suffix."""
+    """Write the side-by-side comparison as an animated GIF or an MP4 (H.264), chosen by suffix
+    (``notes``: see :func:`render_comparison`)."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ExportError(f"{path}: comparison videos are .gif or .mp4, not {path.suffix or 'no suffix'!r}")
     if len(predictions) not in (1, 2):
         raise ExportError(f"{path}: a comparison shows one or two predictions, got {len(predictions)}")
     frames = render_comparison(
-        gt, predictions, pre=pre, units=units, colour_scale=colour_scale, renderer=renderer
+        gt, predictions, pre=pre, units=units, colour_scale=colour_scale, renderer=renderer, notes=notes
     )
     return write_video(path, frames, fps=fps, loop=loop, inputs=inputs)
 
@@ -339,7 +374,7 @@ def render_strip(
     """One RGB image: rows = GT and each prediction, columns = frames (every ``every``-th).
 
     Column borders mark context (blue) and predicted (orange) frames; predictions have no
-    cells under the context columns.
+    cells under the context columns; a NaN ``gt`` frame (not observed yet) is a hatched cell.
     """
     gt = np.asarray(gt, dtype=np.float32)
     predictions = {name: np.asarray(p, dtype=np.float32) for name, p in predictions.items()}
@@ -348,6 +383,7 @@ def render_strip(
     rows = [("ground truth", renderer.frames(gt), 0)]
     rows += [(name, renderer.frames(p), pre) for name, p in predictions.items()]
     columns = list(range(0, len(gt), max(1, every)))
+    seen = observed_frames(gt)
     h, w = gt.shape[-2:]
     zoom = max(1, math.ceil(64 / max(h, w)))
     cell_h, cell_w = h * zoom + 2 * BORDER, w * zoom + 2 * BORDER
@@ -365,6 +401,10 @@ def render_strip(
                 continue
             y = LABEL + r * (cell_h + 2)
             image[y : y + cell_h, x : x + cell_w] = colour
+            if r == 0 and not seen[t]:
+                inner = (cell_h - 2 * BORDER, cell_w - 2 * BORDER)
+                _draw_absent(image, y + BORDER, x + BORDER, *inner, "not observed")
+                continue
             panel = _enlarge(frames[t - first], zoom)
             image[y + BORDER : y + cell_h - BORDER, x + BORDER : x + cell_w - BORDER] = panel
     for r, (name, _, _) in enumerate(rows):

@@ -2,23 +2,30 @@
 
 ``iter_rollout`` is a generator that yields one :class:`StepResult` per network step, so
 a GUI worker can show frames as they arrive and cancel between steps (stop iterating);
-``rollout`` drains it. Both run the same code on CPU and GPU.
+``rollout`` drains it. Both run the same code on CPU and GPU; the step outputs go into one
+buffer allocated before the first step (static shapes). ``rollout(..., cuda_graph=True)``
+replays the whole rollout as one CUDA graph where it can (:mod:`mimviewer.accel`) and
+otherwise runs eagerly, saying why in ``Rollout.notes``. Kept raw tensors are checked
+against a memory budget before the first step (:mod:`mimviewer.memory`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from mimviewer.accel import autocast, bf16_supported, captured_rollout, cuda_graph_note, no_autograd
 from mimviewer.data.normalise import normalise
 from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.limits import shorten
+from mimviewer.memory import RAW_BUDGET_BYTES, check_raw_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec, Trace, TraceRecorder
+
+__all__ = ["Rollout", "StepResult", "as_frames", "bf16_supported", "iter_rollout", "pick_device", "rollout"]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -39,19 +46,6 @@ def pick_device(name: str = "auto") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise MimviewerError(f"device {name!r} does not exist: {torch.cuda.device_count()} GPU(s) here")
     return device
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast on ``device``: CUDA GPUs with bf16, CPUs with AVX512-BF16/AMX.
-
-    bf16 halves the convolutions' cost where the hardware has it (measured 2x per conv on an
-    AVX512-BF16 CPU) at the price of ~3 significant digits: an opt-in, never the default.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 @dataclass
@@ -83,6 +77,7 @@ class Rollout:
     trace: Trace | None
     pre: int
     aft: int
+    notes: list[str] = field(default_factory=list)  # one line each: a speed switch that was off, and why
 
 
 def as_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -102,6 +97,26 @@ def as_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def _prepare(
+    model: RecurrentModel,
+    frames: np.ndarray | torch.Tensor,
+    pre: int | None,
+    aft: int | None,
+    device: torch.device | str | None,
+    amp: bool,
+) -> tuple[int, int, torch.device, torch.Tensor]:
+    cfg = model.config
+    pre = cfg.pre if pre is None else pre
+    aft = cfg.aft if aft is None else aft
+    if pre < 1 or aft < 1:
+        raise ShapeError(f"pre and aft must be >= 1, got pre={pre}, aft={aft}")
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    model.to(device).eval()
+    if amp and not bf16_supported(device):
+        raise MimviewerError(f"bf16 is not supported on {device} here; run without amp/--bf16")
+    return pre, aft, device, as_frames(frames).to(device)
+
+
 def iter_rollout(
     model: RecurrentModel,
     frames: np.ndarray | torch.Tensor,
@@ -111,29 +126,28 @@ def iter_rollout(
     probes: ProbeSpec | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
+    recorder: TraceRecorder | None = None,
+    raw_budget: int | None = RAW_BUDGET_BYTES,
 ) -> Generator[StepResult, None, Rollout]:
-    """Yield every step as it finishes; the generator's return value is the :class:`Rollout`."""
-    cfg = model.config
-    pre = cfg.pre if pre is None else pre
-    aft = cfg.aft if aft is None else aft
-    if pre < 1 or aft < 1:
-        raise ShapeError(f"pre and aft must be >= 1, got pre={pre}, aft={aft}")
-    device = next(model.parameters()).device if device is None else torch.device(device)
-    model.to(device).eval()
-    x = as_frames(frames).to(device)
+    """Yield every step as it finishes; the generator's return value is the :class:`Rollout`.
+
+    ``recorder``: a TraceRecorder (subclass) to record with instead of one made from ``probes``.
+    ``raw_budget``: bytes that kept raw tensors plus the rollout state may take (None: no limit).
+    """
+    pre, aft, device, x = _prepare(model, frames, pre, aft, device, amp)
     steps = pre + aft - 1
-    recorder = TraceRecorder(probes, steps) if probes is not None else None
-    if amp and not bf16_supported(device):
-        raise MimviewerError(f"bf16 is not supported on {device} here; run without amp/--bf16")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
-    outputs: list[torch.Tensor] = []
-    with torch.inference_mode(), autocast:
+    if recorder is None and probes is not None:
+        recorder = TraceRecorder(probes, steps)
+    if recorder is not None:
+        check_raw_budget(model, recorder.spec, x.shape[0], pre, aft, raw_budget)
+    b, _, c, h, w = x.shape
+    outputs = torch.empty((b, steps, c, h, w), device=device, dtype=torch.float32)  # filled step by step
+    with no_autograd(amp), autocast(device, amp):
         kwargs = {"probe": recorder} if recorder is not None else {}
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
-            frame = frame.float()
-            outputs.append(frame)
-            yield StepResult(t, pre, aft, frame, recorder.step_slice(t) if recorder else {})
-    stacked = torch.stack(outputs, 1).cpu().numpy()
+            outputs[:, t] = frame  # float32, as frame.float() would give
+            yield StepResult(t, pre, aft, outputs[:, t], recorder.step_slice(t) if recorder else {})
+    stacked = outputs.cpu().numpy()
     trace = recorder.finish(pre, aft) if recorder else None
     return Rollout(prediction=stacked[:, -aft:], outputs=stacked, trace=trace, pre=pre, aft=aft)
 
@@ -147,11 +161,51 @@ def rollout(
     probes: ProbeSpec | None = None,
     device: torch.device | str | None = None,
     amp: bool = False,
+    recorder: TraceRecorder | None = None,
+    raw_budget: int | None = RAW_BUDGET_BYTES,
+    cuda_graph: bool = False,
 ) -> Rollout:
-    """Run the whole rollout and return the :class:`Rollout`."""
-    generator = iter_rollout(model, frames, pre, aft, probes=probes, device=device, amp=amp)
+    """Run the whole rollout and return the :class:`Rollout`.
+
+    ``cuda_graph``: capture the rollout (probes included) as one CUDA graph on first use for
+    this shape and replay it; where that cannot work (no CUDA, capture fails) the rollout runs
+    eagerly and ``Rollout.notes`` says why in one line.
+    """
+    notes: list[str] = []
+    if cuda_graph:
+        pre, aft, dev, x = _prepare(model, frames, pre, aft, device, amp)
+        note = cuda_graph_note(dev)
+        if note is None and recorder is not None:
+            note = "cuda graph off: a custom recorder cannot be captured; running eagerly"
+        if note is None:
+            if probes is not None:
+                check_raw_budget(model, probes, x.shape[0], pre, aft, raw_budget)
+            try:
+                captured = captured_rollout(model, x, pre, aft, probes, amp)
+            except RuntimeError as exc:  # capture refuses some ops/devices: run eagerly instead
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                note = f"cuda graph off: capture failed ({first}); running eagerly"
+            else:
+                captured.replay(x)
+                stacked = captured.outputs.cpu().numpy()
+                trace = captured.recorder.finish(pre, aft) if captured.recorder is not None else None
+                return Rollout(stacked[:, -aft:], stacked, trace, pre, aft)
+        notes.append(note)
+    generator = iter_rollout(
+        model,
+        frames,
+        pre,
+        aft,
+        probes=probes,
+        device=device,
+        amp=amp,
+        recorder=recorder,
+        raw_budget=raw_budget,
+    )
     while True:
         try:
             next(generator)
         except StopIteration as stop:
-            return stop.value
+            result = stop.value
+            result.notes.extend(notes)
+            return result

@@ -1,5 +1,9 @@
 """The gate-saturation study (docs/saturation.md): do forget gates saturate, and what do MIM's extras do?
 
+Over a whole test set: ``mimviewer sweep`` writes per-sequence gate statistics (a table),
+and :func:`study_sweep` turns that table into the same curves and numbers (means over every
+sequence), without keeping any raw tensor.
+
 The MIM paper (Wang et al. 2019) motivates its memories by observing that most forget
 gates of a trained PredRNN saturate on precipitation data. Here the same statement is
 measured with the app's own probes: a held-out set is rolled out with a
@@ -113,15 +117,25 @@ def _raw(trace: Trace, layer: int, name: str, steps: int) -> np.ndarray:
 
 
 def study_model(
-    name: str, loaded: LoadedCheckpoint, frames: np.ndarray, *, lo: float = 0.1, hi: float = 0.9
+    name: str,
+    loaded: LoadedCheckpoint,
+    frames: np.ndarray,
+    *,
+    lo: float = 0.1,
+    hi: float = 0.9,
+    aft: int | None = None,
 ) -> StudyResult:
-    """Roll ``frames`` (N, T, C, H, W) out with every probe and reduce to per-step curves."""
+    """Roll ``frames`` (N, T, C, H, W) out with every probe and reduce to per-step curves.
+
+    ``aft`` longer than the trained horizon runs on autoregressively (``frames`` must then
+    hold ``pre + aft`` frames of truth for the active cells)."""
     model = loaded.model
     cfg = loaded.config
+    aft = cfg.aft if aft is None else aft
     keep = {*FORGET_GATES, *MIM_SIGNALS}
     spec = ProbeSpec(lo=lo, hi=hi, keep_raw=True, quantities=frozenset(keep))
-    trace = rollout(model, frames, probes=spec, device="cpu").trace
-    steps = cfg.pre + cfg.aft - 1
+    trace = rollout(model, frames, cfg.pre, aft, probes=spec, device="cpu").trace
+    steps = cfg.pre + aft - 1
     if cfg.units in ("dBZ", "mm/h"):
         from mimviewer.data.units import rain_rate_to_unit
 
@@ -165,7 +179,7 @@ def study_model(
     return StudyResult(
         name,
         cfg.pre,
-        cfg.aft,
+        aft,
         saturated,
         low,
         high,
@@ -349,3 +363,122 @@ def summary_markdown(results: list[StudyResult]) -> str:
                 lines.append(f"| {label} | {s['context']:.4f} | {s['prediction']:.4f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+# -- a whole test set, from a sweep's table (mimviewer sweep) --------------------------------
+@dataclass
+class SweepStudy:
+    """Saturation of every gate over a whole data set, from ``mimviewer sweep``'s per-sequence rows."""
+
+    name: str
+    pre: int
+    aft: int
+    sequences: int
+    lo_hi: str  # the thresholds as the sweep recorded them, e.g. "outside [0.1, 0.9]"
+    saturated: dict[str, np.ndarray]  # "L{layer} {forget gate}" -> (steps,) mean over sequences
+    stillness: dict[str, np.ndarray]  # "L{layer} dH" -> (steps,) fraction of |dH| < eps
+    table: dict[str, dict[str, float]]  # "L{layer} {gate}" -> means over sequences and steps
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {**self.table, "sequences": {"count": float(self.sequences)}}
+
+
+def _column_mean(columns: dict[str, np.ndarray], name: str) -> float:
+    values = np.asarray(columns[name], np.float64)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def study_sweep(name: str, columns: dict[str, np.ndarray]) -> SweepStudy:
+    """Per-step saturation curves and per-gate means over every sequence of a sweep's table."""
+    from mimviewer.sweep import CURVE_GATES
+
+    pre, aft = int(columns["pre"][0]), int(columns["aft"][0])
+    steps = pre + aft - 1
+    keys = []  # (layer, gate) in column order
+    for column in columns:
+        parts = column.split("/")
+        if len(parts) == 4 and parts[2] == "frac_low" and parts[3] == "prediction":
+            keys.append((int(parts[0]), parts[1]))
+    saturated, stillness, table = {}, {}, {}
+    for layer, gate in keys:
+        base = f"{layer}/{gate}"
+        label = f"L{layer} {gate}"
+        table[label] = {
+            "mean_gate_prediction": _column_mean(columns, f"{base}/mean/prediction"),
+            "context": _column_mean(columns, f"{base}/frac_low/context")
+            + _column_mean(columns, f"{base}/frac_high/context"),
+            "prediction": _column_mean(columns, f"{base}/frac_low/prediction")
+            + _column_mean(columns, f"{base}/frac_high/prediction"),
+            "prediction_low": _column_mean(columns, f"{base}/frac_low/prediction"),
+            "prediction_high": _column_mean(columns, f"{base}/frac_high/prediction"),
+        }
+        if gate in CURVE_GATES:
+            saturated[label] = np.array(
+                [
+                    _column_mean(columns, f"{base}/frac_low/t{t:02d}")
+                    + _column_mean(columns, f"{base}/frac_high/t{t:02d}")
+                    for t in range(steps)
+                ]
+            )
+    layers = sorted({layer for layer, _ in keys})
+    for layer in layers:
+        if f"{layer}/dH/frac_still/t00" in columns:
+            stillness[f"L{layer} dH"] = np.array(
+                [_column_mean(columns, f"{layer}/dH/frac_still/t{t:02d}") for t in range(steps)]
+            )
+    lo_hi = f"outside [{columns['lo'][0]:g}, {columns['hi'][0]:g}]" if "lo" in columns else ""
+    return SweepStudy(name, pre, aft, len(columns["sequence"]), lo_hi, saturated, stillness, table)
+
+
+def write_sweep_study(results: list[SweepStudy], out_dir: str | Path) -> dict[str, Path]:
+    """Curves (PNG), saturation.json and saturation_tables.md of sweeps over whole data sets."""
+    from mimviewer.export import write_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for result in results:
+        curves = {k: v for k, v in result.saturated.items() if np.isfinite(v).any()}
+        if curves:
+            figure = plot_curves(
+                curves,
+                title=f"{result.name}: forget gates saturated ({result.sequences} sequences)",
+                ylabel="fraction",
+                pre=result.pre,
+                y_range=(0.0, 1.0),
+            )
+            written[f"{result.name}_saturation"] = write_png(
+                out_dir / f"{result.name}_saturation.png", figure
+            )
+        still = {k: v for k, v in result.stillness.items() if np.isfinite(v).any()}
+        if still:
+            figure = plot_curves(
+                still,
+                title=f"{result.name}: share of H that stays still (|dH| < eps)",
+                ylabel="fraction",
+                pre=result.pre,
+                y_range=(0.0, 1.0),
+            )
+            written[f"{result.name}_stillness"] = write_png(out_dir / f"{result.name}_stillness.png", figure)
+    path = out_dir / "saturation.json"
+    path.write_text(json.dumps({r.name: r.summary() for r in results}, indent=2, sort_keys=True) + "\n")
+    written["numbers"] = path
+    lines = ["# Saturation study over whole data sets: numbers", "", "Written by `mimviewer study` from "]
+    lines[-1] += "`mimviewer sweep` tables; means over every sequence.\n"
+    for result in results:
+        lines += [
+            f"## {result.name} ({result.sequences} sequences{', ' + result.lo_hi if result.lo_hi else ''})",
+            "",
+            "| layer, gate | mean gate (prediction) | saturated: context | prediction | prediction low "
+            "| prediction high |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        order = ("mean_gate_prediction", "context", "prediction", "prediction_low", "prediction_high")
+        for label, numbers in result.table.items():
+            lines.append(f"| {label} | " + " | ".join(f"{numbers[k]:.3f}" for k in order) + " |")
+        lines.append("")
+    tables = out_dir / "saturation_tables.md"
+    tables.write_text("\n".join(lines))
+    written["tables"] = tables
+    return written

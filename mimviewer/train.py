@@ -56,6 +56,7 @@ BMSE_WEIGHTS: tuple[tuple[float, float], ...] = ((2.0, 2.0), (5.0, 5.0), (10.0, 
 # Seeds of the synthetic sets, far apart so that training, validation and test never overlap.
 TRAIN_SEED_STRIDE = 1_000_000  # batch k of a run with seed s uses s * stride + k
 VALIDATION_SEED = 900_000_000  # + the run's seed
+VARIANT_FLAGS = ("peephole", "cifg")  # yes/no model options that `mimviewer train` takes as flags
 TEST_SEED = 990_000_000  # the model cards' held-out test set
 
 
@@ -124,6 +125,8 @@ class TrainConfig:
                 words += ["--layer-norm"] if value else []
             elif name in ("filter_size", "patch_size", "pre", "aft"):
                 words += [f"--{name.replace('_', '-')}", str(value)]
+            elif name == "options" and all(k in VARIANT_FLAGS and v is True for k, v in value.items()):
+                words += [f"--{k}" for k in sorted(value)]  # gate variants: --peephole, --cifg
             else:
                 raise MimviewerError(f"model field {name!r} has no train flag")
         defaults = TrainConfig()

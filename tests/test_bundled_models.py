@@ -14,7 +14,15 @@ from mimviewer.paths import bundled_models_dir
 from mimviewer.trace import ProbeSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ("convlstm_digits", "predrnn_digits", "mim_digits", "predrnn_storms", "mim_storms")
+BUNDLED = (
+    "convlstm_digits",
+    "predrnn_digits",
+    "mim_digits",
+    "predrnn_storms",
+    "mim_storms",
+    "mim_paper_storms",
+    "convlstm_peephole_storms",
+)
 MAX_BYTES = 25_000_000
 
 

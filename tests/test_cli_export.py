@@ -90,7 +90,7 @@ def test_compare_two_checkpoints_into_json_and_a_strip(files):
 
 def test_too_short_an_input_is_one_clear_line(files, capsys):
     folder, _, frames = files
-    np.save(folder / "short.npy", frames[:PRE])
+    np.save(folder / "short.npy", frames[: PRE - 1])  # PRE frames would be a forecast
 
     code = main(
         ["export", str(folder / "tiny.safetensors"), str(folder / "short.npy"), "-o", str(folder / "x.gif")]
@@ -98,7 +98,9 @@ def test_too_short_an_input_is_one_clear_line(files, capsys):
 
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mimviewer: error:") and "pre + aft" in err and "\n" not in err
+    assert (
+        err.startswith("mimviewer: error:") and "fewer than the 3 context frames" in err and "\n" not in err
+    )
     assert not (folder / "x.gif").exists()
 
 

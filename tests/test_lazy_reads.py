@@ -108,8 +108,8 @@ def test_the_window_reaches_beyond_frame_500_reading_only_what_it_shows(tmp_path
         session.accept(update)
     assert session.finished
     np.testing.assert_array_equal(session.images_at(4)["gt"], session.renderer.frames(frames[1904]))
-    session.start = 10**6  # past the end: the last start from which pre + aft frames fit
-    assert session.start == 2000 - 5
+    session.start = 10**6  # past the end: the last start from which the whole context fits
+    assert session.start == 2000 - 3
     cache = session.all_frames._cache
     assert len(cache._chunks) <= CACHE_CHUNKS and CACHE_CHUNKS * CHUNK < 2000
 

@@ -27,6 +27,8 @@ import torch
 
 from mimviewer.checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from mimviewer.inference import rollout
+from mimviewer.nets import ModelConfig
+from mimviewer.nets.variants import describe_variant
 from mimviewer.trace import ProbeSpec
 from mimviewer.train import TEST_SEED, TrainConfig, evaluate, synthetic_frames
 
@@ -145,6 +147,7 @@ def render_card(card: dict[str, Any]) -> str:
         "reflectivity in dBZ, model scale (dBZ + 10) / 70" if cfg["units"] == "dBZ" else "intensity [0, 1]"
     )
     hidden = ", ".join(str(n) for n in cfg["num_hidden"])
+    variant = describe_variant(ModelConfig.from_dict(cfg))  # e.g. peephole ConvLSTM, MIM as in the paper
     lines = [
         f"# {card['name']}",
         "",
@@ -160,6 +163,7 @@ def render_card(card: dict[str, Any]) -> str:
         "| field | value |",
         "| --- | --- |",
         f"| architecture | `{cfg['arch']}` |",
+        *([f"| variant | {variant} |"] if variant else []),
         f"| hidden channels per layer | {hidden} |",
         f"| filter size | {cfg['filter_size']} |",
         f"| patch size | {cfg['patch_size']} (state grid {cfg['height'] // cfg['patch_size']}x"

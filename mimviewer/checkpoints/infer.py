@@ -114,7 +114,10 @@ def resolve_config(
             ) from None
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
+    options = {**fields.get("options", {}), **stated.get("options", {})}  # inferred, then stated
     fields.update(stated)
+    if options:
+        fields["options"] = options
     fields.pop("arch", None)
     p = int(fields.get("patch_size", model_entry(arch).defaults.get("patch_size", ModelConfig.patch_size)))
     if frame_size is not None and (frame_size[0] % p or frame_size[1] % p):

@@ -84,6 +84,8 @@ def load_checkpoint(
     if frame_size is None and "height" in overrides and "width" in overrides:
         # A stated frame size is checked like the input's: weights that fix another one say so.
         frame_size = (int(overrides.pop("height")), int(overrides.pop("width")))
+    if "options" in overrides:  # an option flag (e.g. --peephole) adds to the file's options
+        overrides["options"] = {**stated.get("options", {}), **overrides["options"]}
     stated.update(overrides)
     config, fixed = resolve_config(
         path, raw.state_dict, stated, infer=raw.format != "mimviewer", frame_size=frame_size

@@ -12,6 +12,7 @@ from mimviewer.checkpoints.formats import CONFIG_KEY, FORMAT_KEY, FORMAT_VERSION
 from mimviewer.checkpoints.load import load_checkpoint
 from mimviewer.errors import ConfigError
 from mimviewer.nets import RecurrentModel, model_entry
+from mimviewer.nets.variants import describe_variant
 
 
 def save_checkpoint(
@@ -75,6 +76,8 @@ def describe_checkpoint(path: str | Path, *, channels: int | None = None) -> str
     ]
     if cfg.options:
         lines.append(f"options:      {json.dumps(cfg.options, sort_keys=True)}")
+    if (variant := describe_variant(cfg)) is not None:
+        lines.append(f"variant:      {variant}")
     for k, v in sorted(loaded.metadata.items()):
         lines.append(f"meta {k}: {v}")
     return "\n".join(lines)

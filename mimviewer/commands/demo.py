@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     def setup(window) -> None:
         choose_device(window, args.device)
+        window.runner.fast = args.fast
         open_demo(window, demo)
 
     return run_window(setup, screenshot=screenshot)

@@ -3,6 +3,9 @@
 The output's suffix says what to write: ``.gif`` / ``.mp4`` the GT | prediction | difference
 comparison, ``.png`` a strip of frames, ``.csv`` / ``.json`` the per-frame metrics.
 ``--demo`` uses the bundled demo model and data instead of CHECKPOINT and INPUT.
+When INPUT ends before context + horizon (or ``--now`` says where "now" is), it is a
+forecast: the frames past the end are marked "not observed yet" and have no metrics
+(:mod:`mimviewer.forecast`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="predict and export a GIF/MP4 comparison, a PNG strip or per-frame metrics (CSV/JSON)",
         description="Run CHECKPOINT over INPUT and write OUT by its suffix: .gif/.mp4 (ground truth | "
         "prediction | difference, context frames marked), .png (a strip of frames), .csv/.json "
-        "(MSE, MAE, PSNR, SSIM per predicted frame; CSI/POD/FAR/HSS for radar data). INPUT needs "
-        "pre + aft frames: the context and the truth to compare the prediction with.",
+        "(MSE, MAE, PSNR, SSIM per predicted frame; CSI/POD/FAR/HSS for radar data). With pre + aft "
+        "frames the prediction is compared with the truth; a shorter INPUT is forecast past its end "
+        "(the frames without truth are marked 'not observed yet' and have no metrics).",
     )
     parser.add_argument("checkpoint", nargs="?", help="checkpoint: .safetensors, OpenSTL .ckpt, .pth")
     parser.add_argument(
@@ -49,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
     parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="forecast from this frame (the last one the model reads; -1 = the last of INPUT); "
+        "default: from --start when INPUT holds pre + aft frames after it, else from INPUT's last frame",
+    )
     parser.add_argument(
         "--sample", type=int, default=0, help="which sequence of an array holding many (default: 0)"
     )
@@ -88,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer import export
     from mimviewer.atomic import check_output
     from mimviewer.data import adapt
+    from mimviewer.forecast import forecast_metrics
     from mimviewer.inference import pick_device, rollout
-    from mimviewer.metrics import frame_metrics, summary
+    from mimviewer.metrics import summary
     from mimviewer.render import FrameRenderer
     from mimviewer.trace import ProbeSpec
 
@@ -125,32 +136,35 @@ def run(args: argparse.Namespace) -> int:
     if pre < 1 or aft < 1 or args.start < 0:
         raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
     check_rollout(config, pre, aft, 1, source=str(args.input or "the demo data"), trace=bool(args.stats))
-    if len(sequence) - args.start < pre + aft:
-        raise ShapeError(
-            f"{args.input or 'the demo data'} has {len(sequence) - args.start} frames from "
-            f"frame {args.start}; the comparison needs pre + aft = {pre} + {aft} (pass --pre/--aft)"
-        )
+    plan = _plan(args, len(sequence), pre, aft, config.aft, sequence.meta.frame_interval_s)
     shape = (config.channels, config.height, config.width)
-    _, window, notes = adapt(sequence, shape, fit=args.fit, start=args.start, stop=args.start + pre + aft)
-    frames = window[None]  # (1, pre + aft, C, H, W)
+    stop = min(plan.now + aft + 1, len(sequence))
+    _, window, notes = adapt(sequence, shape, fit=args.fit, start=plan.first, stop=stop)
+    context = window[:pre]
+    truth = np.full((aft, *window.shape[1:]), np.nan, np.float32)  # NaN frames: not observed yet
+    truth[: len(window) - pre] = window[pre:]
 
     predictions: dict[str, np.ndarray] = {}
     trace = None
     for i, (model, name) in enumerate(zip(models, names, strict=True)):
         probes = ProbeSpec() if args.stats and i == 0 else None
-        result = rollout(model, frames[:, :pre], pre, aft, probes=probes, device=device)
-        predictions[name] = result.prediction  # (N, aft, C, H, W)
+        result = rollout(model, context[None], pre, aft, probes=probes, device=device)
+        predictions[name] = result.prediction[0]  # (aft, C, H, W)
         trace = trace or result.trace
 
-    truth = frames[:, pre:]
-    scores = {name: frame_metrics(truth, p, units=units, device=device) for name, p in predictions.items()}
+    scores = {
+        name: forecast_metrics(truth, p, plan.observed, units=units, device=device)
+        for name, p in predictions.items()
+    }
     renderer = FrameRenderer.for_units(units, to_physical=sequence.to_physical)
+    gt = np.concatenate([context, truth])
     if suffix in (".gif", ".mp4"):
-        shown = {name: p[0] for name, p in predictions.items()}
-        export.write_comparison(output, frames[0], shown, pre=pre, fps=args.fps, renderer=renderer)
+        frame_notes = [plan.frame_note(k) for k in range(plan.timeline_length)]
+        export.write_comparison(
+            output, gt, predictions, pre=pre, fps=args.fps, renderer=renderer, notes=frame_notes
+        )
     elif suffix == ".png":
-        shown = {name: p[0] for name, p in predictions.items()}
-        export.write_strip(output, frames[0], shown, pre=pre, renderer=renderer)
+        export.write_strip(output, gt, predictions, pre=pre, renderer=renderer)
     else:
         table = (
             scores[names[0]]
@@ -158,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             else {f"{n}/{k}": v for n in names for k, v in scores[n].items()}
         )
         if suffix == ".csv":
-            export.write_metrics_csv(output, table, first_frame=args.start + pre)
+            export.write_metrics_csv(output, table, first_frame=plan.now + 1)
         else:
             source = "demo" if args.demo else str(args.input)
             extra = {
@@ -168,20 +182,57 @@ def run(args: argparse.Namespace) -> int:
                 "units": units,
                 "pre": pre,
                 "aft": aft,
+                "now": plan.now,
+                "lead": plan.lead_labels(),
+                "observed": plan.observed.tolist(),
+                "beyond_trained_horizon": plan.beyond_trained.tolist(),
             }
-            export.write_metrics_json(output, table, first_frame=args.start + pre, extra=extra)
+            export.write_metrics_json(output, table, first_frame=plan.now + 1, extra=extra)
     if args.stats and trace is not None:
         export.write_trace_stats(args.stats, trace)
 
     print(f"wrote {output}: {pre} context + {aft} predicted frames, {units}")
     for note in notes:
         print(f"  input: {note}")
+    if plan.is_forecast or plan.beyond_trained.any():
+        print(f"  forecast: {plan.describe()}")
     for name in names:
+        if not plan.observed.any():
+            print(f"  {name}: no truth observed for the predicted frames yet: no metrics")
+            continue
         means = summary(scores[name])
         print(f"  {name}: " + ", ".join(f"{k} {means[k]:.4g}" for k in ("mse", "mae", "psnr", "ssim")))
     if args.stats:
         print(f"  gate statistics of {names[0]} in {args.stats}")
     return 0
+
+
+def _plan(
+    args: argparse.Namespace,
+    length: int,
+    pre: int,
+    aft: int,
+    trained_aft: int,
+    frame_interval_s: float | None,
+):
+    """Where "now" is: ``--now``, else from ``--start`` when the truth is all there, else the last frame."""
+    from mimviewer.forecast import default_now, plan_forecast
+
+    source = args.input or "the demo data"
+    if args.now is not None and args.start:
+        raise MimviewerError("give --start or --now, not both")
+    if args.now is None and args.start + pre > length:
+        raise ShapeError(
+            f"{source} has {length - args.start} frame(s) from frame {args.start}, "
+            f"fewer than the {pre} context frames (pass --pre)"
+        )
+    now = args.now if args.now is not None else default_now(length, pre, aft, start=args.start)
+    try:
+        return plan_forecast(
+            length, pre, aft, now=now, trained_aft=trained_aft, frame_interval_s=frame_interval_s
+        )
+    except ShapeError as exc:
+        raise ShapeError(f"{source}: {exc}") from None
 
 
 def _load_models(args: argparse.Namespace, shape: tuple[int, ...], device) -> tuple[list, list[str]]:

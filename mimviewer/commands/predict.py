@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,6 +22,18 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--filter-size", type=int, help="conv kernel size")
     group.add_argument("--patch-size", type=int, help="patch size p")
     group.add_argument("--layer-norm", action=argparse.BooleanOptionalAction, default=None, help="LayerNorm")
+    group.add_argument(
+        "--peephole",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="convlstm, lstm, lstmp: peepholes from C to the gates",
+    )
+    group.add_argument(
+        "--cifg",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lstm, lstmp: coupled gates, i = 1 - f",
+    )
     group.add_argument("--channels", type=int, help="channels of one frame (default: the input's)")
     group.add_argument(
         "--config", metavar="FILE", help="OpenSTL config .py (read as data) or our config .json"
@@ -46,6 +59,9 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise ShapeError(
                 f"--num-hidden must be sizes separated by commas, got {shorten(args.num_hidden)}"
             ) from None
+    options = {name: getattr(args, name) for name in ("peephole", "cifg") if getattr(args, name) is not None}
+    if options:  # gate variants (nets/variants.py); they add to the checkpoint's own options
+        overrides["options"] = options
     return {k: v for k, v in overrides.items() if v is not None}
 
 
@@ -63,7 +79,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="where to write the prediction (.npy)")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
-    parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
+    parser.add_argument(
+        "--aft",
+        type=int,
+        help="frames to predict (default: the checkpoint's); more than it was trained for runs on "
+        "autoregressively, and the frames past its trained horizon are reported",
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="the last frame the model reads (-1: the input's last frame, a forecast past the end); "
+        "default: the first --pre frames are read",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass (default: 8)")
     parser.add_argument("--trace", metavar="TRACE.npz", help="also save the trace of every gate and memory")
@@ -72,9 +99,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="bf16 autocast: about 2x faster convolutions on GPUs and AVX512-BF16/AMX CPUs, ~3 digits",
     )
+    parser.add_argument(
+        "--delta-eps",
+        type=float,
+        metavar="E",
+        help="delta inference: recurrent products from the previous step's plus W times the change, "
+        "changes below E dropped; prints the multiply-adds skipped and the error against the exact rollout",
+    )
     add_fit_flag(parser)
+    add_speed_flags(parser)
     add_config_flags(parser)
     parser.set_defaults(run=run)
+
+
+def add_speed_flags(parser: argparse.ArgumentParser) -> None:
+    """--fast, --tf32, --cuda-graph: each on where the hardware has it, else one line saying why not."""
+    group = parser.add_argument_group("speed (each falls back with a one-line note where unavailable)")
+    group.add_argument("--fast", action="store_true", help="bf16 autocast where the GPU/CPU has native bf16")
+    group.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions (CUDA Ampere+)")
+    group.add_argument(
+        "--cuda-graph", action="store_true", help="capture the whole rollout with probes as one CUDA graph"
+    )
+
+
+def speed_notes(args: argparse.Namespace, device: Any) -> tuple[bool, list[str]]:
+    """(use bf16, notes to print) for the speed flags; sets TF32 process-wide."""
+    from mimviewer.accel import fast_note, set_tf32
+
+    notes = [note for note in (set_tf32(args.tf32, device),) if note]
+    amp = bool(getattr(args, "bf16", False))
+    if args.fast and not amp:
+        note = fast_note(device)
+        if note:
+            notes.append(note)
+        amp = note is None
+    return amp, notes
 
 
 def add_fit_flag(parser: argparse.ArgumentParser) -> None:
@@ -151,9 +210,11 @@ def _concat_traces(traces: list) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mimviewer.accel import device_memory_errors
     from mimviewer.atomic import atomic_file, check_output
     from mimviewer.checkpoints import load_for_input
     from mimviewer.data import adapt
+    from mimviewer.forecast import plan_forecast
     from mimviewer.inference import pick_device, rollout
     from mimviewer.trace import ProbeSpec
 
@@ -190,25 +251,51 @@ def run(args: argparse.Namespace) -> int:
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
+    try:
+        plan = plan_forecast(t, pre, aft, now=pre - 1 if args.now is None else args.now, trained_aft=cfg.aft)
+    except ShapeError as exc:
+        raise ShapeError(f"{args.input}: {exc}") from None
     shape = (cfg.channels, cfg.height, cfg.width)
-    adapted = [adapt(seq, shape, fit=args.fit, stop=pre) for seq in inputs.sequences]
+    adapted = [
+        adapt(seq, shape, fit=args.fit, start=plan.first, stop=plan.now + 1) for seq in inputs.sequences
+    ]
     frames = np.stack([frames for _, frames, _ in adapted])  # (N, pre, C, H, W)
     notes = inputs.notes + adapted[0][2]
+    amp, speed = speed_notes(args, device)
 
-    predictions, traces = [], []
+    if args.delta_eps is not None and not args.delta_eps >= 0:
+        raise ShapeError(f"--delta-eps must be >= 0, got {args.delta_eps}")
+    predictions, traces, delta = [], [], DeltaTally()
+    graph = args.cuda_graph and args.delta_eps is None  # a graph would replay the exact kernels
+    if args.cuda_graph and not graph:
+        speed.append("cuda graph off: delta inference runs eagerly")
     for start in range(0, len(frames), args.batch_size):
-        result = rollout(
-            loaded.model,
-            frames[start : start + args.batch_size],
-            pre,
-            aft,
-            probes=ProbeSpec() if args.trace else None,
-            device=device,
-            amp=args.bf16,
-        )
+        batch = frames[start : start + args.batch_size]
+
+        def run_batch(probes: ProbeSpec | None, batch=batch) -> Any:
+            return rollout(
+                loaded.model,
+                batch,
+                pre,
+                aft,
+                probes=probes,
+                device=device,
+                amp=amp,
+                cuda_graph=graph,
+            )
+
+        probes = ProbeSpec() if args.trace else None
+        with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
+            if args.delta_eps is None:
+                result = run_batch(probes)
+            else:
+                result = delta.run(loaded.model, args.delta_eps, run_batch, probes)
+        speed.extend(note for note in getattr(result, "notes", ()) if note not in speed)
         predictions.append(result.prediction)
         if result.trace is not None:
             traces.append(result.trace)
+    for note in speed:
+        print(f"mimviewer: {note}", file=sys.stderr)
     prediction = np.concatenate(predictions).astype(np.float32)  # (N, aft, C, H, W)
     if not inputs.batched:
         prediction = prediction[0]
@@ -222,4 +309,38 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"  input: {note}")
+    if plan.is_forecast or plan.beyond_trained.any():
+        print(f"  forecast: {plan.describe()}")
+    if args.delta_eps is not None:
+        print(delta.summary(args.delta_eps))
     return 0
+
+
+class DeltaTally:
+    """Delta inference over the batches: skipped multiply-adds per layer, error against exact."""
+
+    def __init__(self) -> None:
+        self.layers: dict[int, tuple[int, int]] = {}
+        self.squared_error, self.values = 0.0, 0
+
+    def run(self, model: Any, eps: float, run_batch: Any, probes: Any) -> Any:
+        from mimviewer.delta import skipped_macs
+        from mimviewer.nets.delta import delta_mode
+
+        exact = run_batch(None)
+        with delta_mode(model, eps) as session:
+            result = run_batch(probes)
+        for layer, (skipped, total) in skipped_macs(session.stats).items():
+            before = self.layers.get(layer, (0, 0))
+            self.layers[layer] = (before[0] + skipped, before[1] + total)
+        self.squared_error += float(np.square(result.prediction - exact.prediction, dtype=np.float64).sum())
+        self.values += result.prediction.size
+        return result
+
+    def summary(self, eps: float) -> str:
+        skipped = sum(s for s, _ in self.layers.values())
+        total = sum(t for _, t in self.layers.values())
+        per_layer = ", ".join(f"layer {k}: {s / t:.3f}" for k, (s, t) in sorted(self.layers.items()) if t)
+        share = f"{skipped / total:.3f} of the recurrent multiply-adds ({per_layer})" if total else "nothing"
+        mse = self.squared_error / max(1, self.values)
+        return f"delta eps {eps:g}: skipped {share}; prediction MSE against the exact rollout {mse:.3g}"

@@ -27,7 +27,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-hidden", help="hidden sizes per layer, e.g. 32,32")
     p.add_argument("--filter-size", type=int)
     p.add_argument("--patch-size", type=int)
-    p.add_argument("--layer-norm", action="store_true")
+    p.add_argument(
+        "--layer-norm", action="store_true", help="LayerNorm after each conv (lstm/lstmp: of each gate)"
+    )
+    p.add_argument(
+        "--peephole",
+        action="store_true",
+        help="convlstm, lstm, lstmp: peepholes from the cell memory C to the gates",
+    )
+    p.add_argument(
+        "--cifg", action="store_true", help="lstm, lstmp: coupled input and forget gate, i = 1 - f"
+    )
     p.add_argument("--pre", type=int, help="context frames (default 10)")
     p.add_argument("--aft", type=int, help="predicted frames (default 10)")
     p.add_argument("--size", type=int, default=64, help="frame size of the synthetic data")
@@ -69,6 +79,11 @@ def model_overrides(args: argparse.Namespace) -> dict:
             overrides[name] = getattr(args, name)
     if args.layer_norm:
         overrides["layer_norm"] = True
+    from mimviewer.train import VARIANT_FLAGS
+
+    options = {name: True for name in VARIANT_FLAGS if getattr(args, name)}
+    if options:
+        overrides["options"] = options
     return overrides
 
 

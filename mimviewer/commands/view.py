@@ -19,6 +19,16 @@ def add_parser(subparsers) -> None:
     from mimviewer.commands.predict import add_fit_flag
 
     add_fit_flag(parser)
+    parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
+    parser.add_argument(
+        "--aft", type=int, help="frames to predict (default: the checkpoint's; more runs on autoregressively)"
+    )
+    parser.add_argument(
+        "--now",
+        type=int,
+        help="the last frame the model reads (-1: the last of INPUT; default: where the truth of the whole "
+        "horizon exists, else the last frame)",
+    )
     add_window_options(parser)
     parser.set_defaults(run=run)
 
@@ -28,6 +38,9 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument(
         "--screenshot", metavar="PNG", help="render the window once inference finished, save, exit"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="bf16 autocast where the GPU/CPU has it (shown in the status bar)"
     )
 
 
@@ -41,10 +54,22 @@ def run(args: argparse.Namespace) -> int:
             "no display found (DISPLAY/WAYLAND_DISPLAY unset): pass --screenshot PNG to render offscreen"
         )
 
+    for name in ("pre", "aft"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise MimviewerError(f"--{name} must be >= 1, got {value}")
+
     def setup(window) -> None:
         choose_device(window, args.device)
+        window.runner.fast = args.fast
         window.session.fit = args.fit
         if args.input or args.checkpoint or args.compare:
-            window.open_paths(sequence=args.input, checkpoint=args.checkpoint, compare=args.compare)
+            opened = window.open_paths(
+                sequence=args.input, checkpoint=args.checkpoint, compare=args.compare, run=False
+            )
+            if opened and (args.pre or args.aft or args.now is not None):
+                window.change_forecast_to(context=args.pre, horizon=args.aft, now=args.now)
+            elif opened:
+                window.runner.start()
 
     return run_window(setup, screenshot=args.screenshot)

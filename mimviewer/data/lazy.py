@@ -1,11 +1,12 @@
 """A long sequence used like an array of frames, read from its file only where it is looked at.
 
 :class:`LazyFrames` stands where a ``(T, C, H, W)`` array of model-scale frames would:
-``len``, ``shape``, ``frames[k]`` (one frame), ``frames[a:b]`` (a lazy view) and
-``np.asarray(view)`` (reads just that view). Recently read frames are kept in a small
-cache of fixed-size chunks, so scrubbing back and forth does not re-decode, and memory
-grows with what is looked at (at most ``CACHE_CHUNKS * CHUNK`` frames), never with the
-file: a 20,000-frame file costs what its window costs.
+``len``, ``shape``, ``frames[k]`` (one frame), ``frames[a:b]`` (those frames, read now, as
+an array), ``frames[a:]`` (a lazy view) and ``np.asarray(view)`` (reads just that view).
+Recently read frames are kept in a small cache of fixed-size chunks, so scrubbing back and
+forth does not re-decode, and memory grows with what is looked at (at most
+``CACHE_CHUNKS`` chunks of ``CHUNK_BYTES``), never with the file: a 20,000-frame file costs
+what its window costs.
 """
 
 from __future__ import annotations
@@ -63,14 +64,19 @@ class LazyFrames:
             start, stop, step = index.indices(len(self))
             if step != 1:
                 raise IndexError("LazyFrames takes slices with step 1 only")
-            view = LazyFrames(
+            if index.stop is not None:  # a bounded window ([:pre], [a:b]): read now, as an array
+                block = self._cache.read(self._start + start, self._start + max(start, stop))
+                return block[(slice(None), *rest)] if rest else block
+            view = LazyFrames(  # open-ended ([a:]): still lazy
                 self.sequence,
                 channels=self.channels,
                 start=self._start + start,
-                stop=self._start + max(start, stop),
+                stop=self._stop,
                 _cache=self._cache,
             )
             return view if not rest else np.asarray(view)[(slice(None), *rest)]
+        if not isinstance(index, int | np.integer):  # None, Ellipsis, index arrays: as numpy does
+            return np.asarray(self)[(index, *rest)]
         k = int(index)
         if k < 0:
             k += len(self)

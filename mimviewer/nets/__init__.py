@@ -4,6 +4,7 @@ from mimviewer.nets import (
     convlstm,  # noqa: F401  (registers)
     e3d_lstm,  # noqa: F401  (registers)
     mim,  # noqa: F401  (registers)
+    mim_paper,  # noqa: F401  (registers)
     predrnn,  # noqa: F401  (registers)
     predrnn_pp,  # noqa: F401  (registers)
     predrnn_v2,  # noqa: F401  (registers)

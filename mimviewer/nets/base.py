@@ -111,9 +111,22 @@ class RecurrentModel(nn.Module):
     def step(self, x: torch.Tensor, state: Any, probe: Probe) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError
 
+    def init_rollout_state(self, batch: int, like: torch.Tensor, steps: int) -> Any:
+        """The state for a rollout of ``steps`` steps; a model whose state grows with the steps
+        (E3D-LSTM's recall history) sizes its buffers here, once. Default: :meth:`init_state`."""
+        return self.init_state(batch, like)
+
     def quantities(self, layer: int) -> tuple[str, ...]:
         """Names this model records for ``layer`` (plus "dH", derived from "H" by the recorder)."""
         return self.layer_quantities
+
+    def recurrent_modules(self) -> dict[str, int]:
+        """The recurrent products: bias-free linear modules (by qualified name, with their layer)
+        that read a state the same cell produced at the previous step (H_(t-1), C_(t-1), ...).
+
+        Delta inference (mimviewer/nets/delta.py) computes exactly these incrementally.
+        """
+        return {}
 
     # -- shared rollout -------------------------------------------------------------------
     def check_frames(self, frames: torch.Tensor, needed: int) -> None:
@@ -153,7 +166,7 @@ class RecurrentModel(nn.Module):
         self.check_frames(frames, steps + 1 if sampling_mask is not None else pre)
         p = cfg.patch_size
         patched = patchify(frames, p)  # (B, T, p*p*C, H', W')
-        state = self.init_state(frames.shape[0], patched)
+        state = self.init_rollout_state(frames.shape[0], patched, steps)
         offset = None
         if sampling_mask is not None:
             offset = {aft - 1: pre, steps - 1: 1}.get(sampling_mask.shape[1])

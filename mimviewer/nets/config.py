@@ -77,6 +77,13 @@ class ModelConfig:
                 f"frame size {self.height}x{self.width} is not divisible by the patch size {self.patch_size}"
             )
 
+    def flag(self, name: str) -> bool:
+        """A yes/no option such as ``options["peephole"]``; absent means no (old configs unchanged)."""
+        value = self.options.get(name, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.arch}: option {name!r} must be true or false, got {value!r}")
+        return value
+
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 

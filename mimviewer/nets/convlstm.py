@@ -1,4 +1,10 @@
-"""ConvLSTM (Shi et al. 2015), as OpenSTL >= 1.0 defines it."""
+"""ConvLSTM (Shi et al. 2015), as OpenSTL >= 1.0 defines it, optionally with the paper's peepholes.
+
+OpenSTL omits the peepholes of Shi et al.'s equations (3); ``options["peephole"] = True`` adds
+them: Hadamard weights W_ci, W_cf (C_(t-1) into i and f) and W_co (C_t into o), each of shape
+(hidden, H', W') as in the paper (so they fix the frame size). They start at zero, so a fresh
+peephole model computes what the plain one does until training moves them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from mimviewer.trace import Probe
 
 
 class ConvLSTMCell(nn.Module):
-    """Gates (i, f, g, o) from conv_x(x) + conv_h(h); no forget bias (OpenSTL)."""
+    """Gates (i, f, g, o) from conv_x(x) + conv_h(h); no forget bias (OpenSTL); optional peepholes."""
 
     def __init__(self, in_channels: int, hidden: int, config: ModelConfig):
         super().__init__()
@@ -20,6 +26,12 @@ class ConvLSTMCell(nn.Module):
         k = config.filter_size
         self.conv_x = conv_block(in_channels, 4 * hidden, k, config)
         self.conv_h = conv_block(hidden, 4 * hidden, k, config)
+        self.peephole = config.flag("peephole")
+        if self.peephole:  # Shi et al. (2015) eq. 3: W_ci o C_(t-1), W_cf o C_(t-1), W_co o C_t
+            grid = (hidden, config.grid_height, config.grid_width)
+            self.w_ci = nn.Parameter(torch.zeros(grid))
+            self.w_cf = nn.Parameter(torch.zeros(grid))
+            self.w_co = nn.Parameter(torch.zeros(grid))
 
     def forward(
         self, x: torch.Tensor, h: torch.Tensor | None, c: torch.Tensor, probe: Probe, layer: int
@@ -29,11 +41,18 @@ class ConvLSTMCell(nn.Module):
         h_gates = torch.zeros_like(x_gates) if h is None else self.conv_h(h)
         i_x, f_x, g_x, o_x = torch.split(x_gates, self.hidden, dim=1)
         i_h, f_h, g_h, o_h = torch.split(h_gates, self.hidden, dim=1)
-        i = torch.sigmoid(i_x + i_h)
-        f = torch.sigmoid(f_x + f_h)
-        g = torch.tanh(g_x + g_h)
-        o = torch.sigmoid(o_x + o_h)
-        c_new = f * c + i * g
+        if self.peephole:
+            i = torch.sigmoid(i_x + i_h + self.w_ci * c)
+            f = torch.sigmoid(f_x + f_h + self.w_cf * c)
+            g = torch.tanh(g_x + g_h)
+            c_new = f * c + i * g
+            o = torch.sigmoid(o_x + o_h + self.w_co * c_new)
+        else:
+            i = torch.sigmoid(i_x + i_h)
+            f = torch.sigmoid(f_x + f_h)
+            g = torch.tanh(g_x + g_h)
+            o = torch.sigmoid(o_x + o_h)
+            c_new = f * c + i * g
         h_new = o * torch.tanh(c_new)
         for name, value in (("i", i), ("f", f), ("g", g), ("o", o), ("C", c_new), ("H", h_new)):
             probe.record(layer, name, value)
@@ -56,6 +75,14 @@ class ConvLSTM(RecurrentModel):
         conv_h = state_dict.get("cell_list.0.conv_h.0.weight")
         return conv_x is not None and conv_h is not None and conv_x.shape[0] == 4 * conv_h.shape[1]
 
+    @classmethod
+    def config_from_weights(cls, state_dict, **hints) -> dict:
+        """OpenSTL's fields, plus ``peephole`` when the Hadamard weights W_ci, W_cf, W_co are there."""
+        fields = super().config_from_weights(state_dict, **hints)
+        if "cell_list.0.w_ci" in state_dict:
+            fields["options"] = {"peephole": True}
+        return fields
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         hidden = config.num_hidden
@@ -64,6 +91,9 @@ class ConvLSTM(RecurrentModel):
             for i in range(config.num_layers)
         )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
+
+    def recurrent_modules(self) -> dict[str, int]:
+        return {f"cell_list.{i}.conv_h.0": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
 
     def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """Per layer (H, C), all zeros. Without LayerNorm H is None: conv_h of a zero H is zero

@@ -32,10 +32,20 @@ output of the unchanged top layer. So do we; nothing is recorded on those steps.
 
 Probes record clips with the window folded into channels, ``(B, nh*L, H', W')``, so the
 maps are ordinary 2-D heatmaps (mean over channels and window frames).
+
+Memory for speed: at inference (autograd off) the recall keys live in one preallocated
+buffer per layer, sized for the rollout's steps (``init_rollout_state``; grown if stepped
+further by hand), and
+each rebuild step writes its clip's rows into it in place; the input clip is stacked into
+its buffer in place too. No step concatenates, and the same buffers serve the whole rollout
+(what a CUDA graph needs). With autograd on (training) the keys are concatenated as before,
+since rows written in place would invalidate what backward saved. Both give the same bits
+(tests/nets/test_e3d_lstm.py).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -109,6 +119,28 @@ def as_history_rows(c: torch.Tensor) -> torch.Tensor:
     return c.reshape(c.shape[0], -1, c.shape[1])
 
 
+def append_history(
+    keys: torch.Tensor | None, buffer: torch.Tensor | None, rows: torch.Tensor, capacity: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Recall keys with ``rows`` appended: (keys (B, K+n, nh), the buffer that holds them).
+
+    Autograd off: written in place into ``buffer`` (allocated for ``capacity`` rows, doubled
+    when full), the keys a view of its filled part. Autograd on: ``torch.cat``, no buffer.
+    """
+    if torch.is_grad_enabled():
+        return (rows if keys is None else torch.cat((keys, rows), 1)), None
+    count = 0 if keys is None else keys.shape[1]
+    needed = count + rows.shape[1]
+    if buffer is None or buffer.shape[1] < needed:
+        size = max(capacity, needed if buffer is None else 2 * needed)
+        grown = rows.new_empty(rows.shape[0], size, rows.shape[2])
+        if count:
+            grown[:, :count].copy_(keys)
+        buffer = grown
+    buffer[:, count:needed].copy_(rows)
+    return buffer[:, :needed], buffer
+
+
 class Eidetic3DLSTMCell(nn.Module):
     """conv_x gives 7 blocks (i, g, r, o, i', g', f'); conv_h 4 (i, g, r, o); conv_gm(M) 4 (i', f', g', m)."""
 
@@ -176,6 +208,8 @@ class E3DState(NamedTuple):
     layers: list[tuple[torch.Tensor, torch.Tensor]]  # (H, C) clips per layer
     history: list[torch.Tensor | None]  # recall keys per layer: [C_0 .. C_(t-1)] as (B, K, nh)
     memory: list[torch.Tensor]  # global memory M given to each layer (stays zero, see module doc)
+    buffers: list[torch.Tensor | None]  # per layer, the preallocated storage of history (inference)
+    capacity: int = 0  # recall rows each buffer is allocated for (0: the configured rollout's)
 
 
 @register_model(
@@ -221,6 +255,9 @@ class E3DLSTM(RecurrentModel):
             hidden[-1], config.patch_channels, (length, 1, 1), stride=(length, 1, 1), bias=False
         )
 
+    def recurrent_modules(self) -> dict[str, int]:
+        return {f"cell_list.{i}.conv_h.0.conv3d": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
+
     def init_state(self, batch: int, like: torch.Tensor) -> E3DState:
         cfg = self.config
         clip = (self.window_length, cfg.grid_height, cfg.grid_width)
@@ -233,7 +270,19 @@ class E3DLSTM(RecurrentModel):
             layers=[(z, z) for z in zeros],
             history=[None] * cfg.num_layers,
             memory=zeros,
+            buffers=[None] * cfg.num_layers,
         )
+
+    def init_rollout_state(self, batch: int, like: torch.Tensor, steps: int) -> E3DState:
+        return self.init_state(batch, like)._replace(capacity=self.history_capacity(steps))
+
+    def history_capacity(self, steps: int | None = None) -> int:
+        """Recall rows per layer for a rollout of ``steps`` (default: the configured) steps: one
+        clip per rebuild step."""
+        cfg = self.config
+        steps = cfg.pre + cfg.aft - 1 if steps is None else steps
+        clips = math.ceil(steps / self.rebuild_every)
+        return clips * self.window_length * cfg.grid_height * cfg.grid_width
 
     def step(self, x: torch.Tensor, state: E3DState, probe: Probe) -> tuple[torch.Tensor, E3DState]:
         frames = [*state.recent, x]
@@ -241,16 +290,27 @@ class E3DLSTM(RecurrentModel):
         if state.t % self.rebuild_every != 0:  # between rebuilds the layers rest (original E3D-LSTM)
             y = self.conv_last(state.layers[-1][0]).squeeze(2)
             return y, state._replace(t=state.t + 1, recent=recent)
-        window = torch.stack(frames, dim=2)  # (B, p*p*C, L, H', W')
-        layers, history = [], []
+        if state.window is not None and not torch.is_grad_enabled():
+            window = torch.stack(frames, dim=2, out=state.window)  # in place, same values
+        else:
+            window = torch.stack(frames, dim=2)  # (B, p*p*C, L, H', W')
+        layers, history, buffers = [], [], []
         inputs = window
         for layer, cell in enumerate(self.cell_list):
             h, c = state.layers[layer]
-            rows = as_history_rows(c)  # C_(t-1) joins the recall keys
-            past = rows if state.history[layer] is None else torch.cat((state.history[layer], rows), 1)
+            # C_(t-1) joins the recall keys
+            past, buffer = append_history(
+                state.history[layer],
+                state.buffers[layer],
+                as_history_rows(c),
+                state.capacity or self.history_capacity(),
+            )
             h, c = cell(inputs, h, c, state.memory[layer], past, probe, layer)
             layers.append((h, c))
             history.append(past)
+            buffers.append(buffer)
             inputs = h
         y = self.conv_last(inputs).squeeze(2)  # (B, p*p*C, H', W')
-        return y, E3DState(state.t + 1, recent, window, layers, history, state.memory)
+        return y, E3DState(
+            state.t + 1, recent, window, layers, history, state.memory, buffers, state.capacity
+        )

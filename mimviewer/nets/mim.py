@@ -214,6 +214,15 @@ class MIM(RecurrentModel):
     def quantities(self, layer: int) -> tuple[str, ...]:
         return ST_LSTM_QUANTITIES if layer == 0 else MIM_QUANTITIES
 
+    def recurrent_modules(self) -> dict[str, int]:
+        blocks = range(1, self.config.num_layers)
+        return {
+            "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
+            **{f"stlstm_layer.{i}.conv_t_cc.0": i for i in blocks},  # block: W_t * H_(t-1)
+            **{f"stlstm_layer.{i}.conv_h_concat.0": i for i in blocks},  # MIM-S: W * C_(t-1)
+            **{f"stlstm_layer_diff.{i - 1}.conv_h_concat.0": i for i in blocks},  # MIM-N: W * Dn_(t-1)
+        }
+
     def init_state(self, batch: int, like: torch.Tensor) -> MIMState:
         cfg = self.config
         zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]

@@ -122,6 +122,9 @@ class PredRNN(RecurrentModel):
         )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
 
+    def recurrent_modules(self) -> dict[str, int]:
+        return {f"cell_list.{i}.conv_h.0": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
+
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNState:
         cfg = self.config
         zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]

@@ -163,6 +163,14 @@ class PredRNNpp(RecurrentModel):
     def quantities(self, layer: int) -> tuple[str, ...]:
         return self.layer_quantities + (self.highway_quantities if layer == 0 else ())
 
+    def recurrent_modules(self) -> dict[str, int]:
+        layers = range(self.config.num_layers)
+        return {
+            **{f"cell_list.{i}.conv_h.0": i for i in layers},  # W_h * H_(t-1)
+            **{f"cell_list.{i}.conv_c.0": i for i in layers},  # W_c * C_(t-1)
+            "gradient_highway.z_concat.0": 0,  # W_z * Z_(t-1)
+        }
+
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNppState:
         cfg = self.config
         zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]

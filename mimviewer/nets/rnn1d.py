@@ -11,6 +11,9 @@ with, and p cannot be read from the weights (a checkpoint without config needs i
 Options (``ModelConfig.options``):
   embed: int | None   linear embedding of the flattened frame (None: raw flatten)
   proj: int | list    LSTMP projection units, one for all layers or one per layer
+  peephole: bool      lstm/lstmp: peephole connections from C into i, f, o
+  cifg: bool          lstm/lstmp: coupled input and forget gate, i = 1 - f
+``layer_norm`` (a ModelConfig field) layer-normalises lstm/lstmp gate pre-activations.
 """
 
 from __future__ import annotations
@@ -49,30 +52,67 @@ def positive_option(config: ModelConfig, name: str, value: object) -> int:
 class LSTMCell(nn.Module):
     """LSTM with gates (i, f, g, o) from linear_x(x) + linear_h(r); with ``proj``, LSTMP.
 
-    Without projection the recurrent state r is H; with projection (Sak et al. 2014, without
-    the paper's peepholes, as torch.nn.LSTM's ``proj_size``) it is P = W_rm H, which is also
-    what the layer passes on.
+    Without projection the recurrent state r is H; with projection (Sak et al. 2014, as
+    torch.nn.LSTM's ``proj_size``) it is P = W_rm H, which is also what the layer passes on.
+
+    The variants mobile LSTM runtimes support (Android NNAPI's LSTM op), in any combination:
+
+    * ``peephole``: W_ci o C_(t-1) into i, W_cf o C_(t-1) into f, W_co o C_t into o (vectors,
+      start at zero);
+    * ``cifg`` (coupled input and forget gate): no input gate weights, i = 1 - f; linear_x and
+      linear_h give (f, g, o);
+    * ``layer_norm``: each gate's pre-activation (without bias) is layer-normalised over the
+      units, LN_k(z) = gamma_k (z - mean z) / std z + beta_k, and beta_k is the gate's bias
+      (linear_x then has none).
     """
 
-    def __init__(self, in_features: int, units: int, proj: int | None = None):
+    def __init__(
+        self,
+        in_features: int,
+        units: int,
+        proj: int | None = None,
+        *,
+        peephole: bool = False,
+        cifg: bool = False,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         self.units = units
+        self.peephole, self.cifg, self.layer_norm = peephole, cifg, layer_norm
+        self.gates = ("f", "g", "o") if cifg else ("i", "f", "g", "o")
         recurrent = proj or units
-        self.linear_x = nn.Linear(in_features, 4 * units)  # W_ix, W_fx, W_gx, W_ox and b_i, b_f, b_g, b_o
-        self.linear_h = nn.Linear(recurrent, 4 * units, bias=False)  # W_ir, W_fr, W_gr, W_or
+        n = len(self.gates)
+        self.linear_x = nn.Linear(in_features, n * units, bias=not layer_norm)  # W_*x (and b_*)
+        self.linear_h = nn.Linear(recurrent, n * units, bias=False)  # W_*r
         self.proj = nn.Linear(units, proj, bias=False) if proj else None  # W_rm
+        if peephole:
+            if not cifg:
+                self.w_ci = nn.Parameter(torch.zeros(units))
+            self.w_cf = nn.Parameter(torch.zeros(units))
+            self.w_co = nn.Parameter(torch.zeros(units))
+        if layer_norm:  # LN_k per gate k; its beta is the gate bias b_k
+            self.norms = nn.ModuleDict({k: nn.LayerNorm(units) for k in self.gates})
         self.state_sizes = (recurrent, units)  # (r, C)
         self.out_features = recurrent
 
+    def gate(self, k: str, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The pre-activation of gate k: z (+ W_ck o c with peepholes), then LN_k with layer norm."""
+        if self.peephole and c is not None:
+            z = z + getattr(self, f"w_c{k}") * c
+        return self.norms[k](z) if self.layer_norm else z
+
     def forward(self, x: torch.Tensor, state: State, probe: Probe, layer: int) -> tuple[torch.Tensor, State]:
         r, c = state  # (B, P or U), (B, U)
-        i_x, f_x, g_x, o_x = torch.split(self.linear_x(x), self.units, dim=1)
-        i_r, f_r, g_r, o_r = torch.split(self.linear_h(r), self.units, dim=1)
-        i = torch.sigmoid(i_x + i_r)
-        f = torch.sigmoid(f_x + f_r + FORGET_BIAS)
-        g = torch.tanh(g_x + g_r)
-        o = torch.sigmoid(o_x + o_r)
+        x_parts = torch.split(self.linear_x(x), self.units, dim=1)
+        r_parts = torch.split(self.linear_h(r), self.units, dim=1)
+        z = {
+            k: zx + zr for k, zx, zr in zip(self.gates, x_parts, r_parts, strict=True)
+        }  # W_kx x + W_kr r (+ b_k)
+        f = torch.sigmoid(self.gate("f", z["f"], c) + FORGET_BIAS)
+        i = 1 - f if self.cifg else torch.sigmoid(self.gate("i", z["i"], c))
+        g = torch.tanh(self.gate("g", z["g"]))
         c_new = f * c + i * g
+        o = torch.sigmoid(self.gate("o", z["o"], c_new))
         h_new = o * torch.tanh(c_new)
         values = {"i": i, "f": f, "g": g, "o": o, "C": c_new, "H": h_new}
         if self.proj is None:
@@ -81,6 +121,11 @@ class LSTMCell(nn.Module):
         p_new = self.proj(h_new)
         record_vectors(probe, layer, {**values, "P": p_new})
         return p_new, (p_new, c_new)
+
+
+def lstm_variant(config: ModelConfig) -> dict[str, bool]:
+    """The LSTM variant a config asks for: ``options`` peephole / cifg, and ``layer_norm``."""
+    return {"peephole": config.flag("peephole"), "cifg": config.flag("cifg"), "layer_norm": config.layer_norm}
 
 
 class SRUCell(nn.Module):
@@ -131,11 +176,11 @@ class VectorModel(RecurrentModel):
         layers = layer_indices(state_dict, "cell_list")
         fields: dict[str, Any] = {
             "arch": cls.arch,
-            "num_hidden": tuple(
-                int(state_dict[f"cell_list.{i}.linear_x.weight"].shape[0]) // cls.gate_blocks for i in layers
-            ),
+            "num_hidden": tuple(cls.units_from_weights(state_dict, i) for i in layers),
         }
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = cls.variant_from_weights(state_dict, fields["num_hidden"][0])
+        if options.pop("layer_norm", False):
+            fields["layer_norm"] = True
         if "embed.weight" in state_dict:
             options["embed"] = int(state_dict["embed.weight"].shape[0])
         if "cell_list.0.proj.weight" in state_dict:
@@ -156,6 +201,16 @@ class VectorModel(RecurrentModel):
             )
         return fields
 
+    @classmethod
+    def units_from_weights(cls, state_dict, layer: int) -> int:
+        """Layer ``layer``'s units: linear_x stacks ``gate_blocks`` blocks of that many rows."""
+        return int(state_dict[f"cell_list.{layer}.linear_x.weight"].shape[0]) // cls.gate_blocks
+
+    @classmethod
+    def variant_from_weights(cls, state_dict, units: int) -> dict[str, Any]:
+        """Options (and ``layer_norm``) the weights of layer 0 tell; the SRU has none."""
+        return {}
+
     def __init__(self, config: ModelConfig):
         super().__init__(config)
         frame = config.patch_channels * config.grid_height * config.grid_width
@@ -168,6 +223,12 @@ class VectorModel(RecurrentModel):
 
     def build_cells(self, in_features: int) -> list[nn.Module]:
         raise NotImplementedError
+
+    def recurrent_modules(self) -> dict[str, int]:
+        """LSTM/LSTMP: W_r r_(t-1); the SRU has none (its recurrence is elementwise)."""
+        return {
+            f"cell_list.{i}.linear_h": i for i, cell in enumerate(self.cell_list) if hasattr(cell, "linear_h")
+        }
 
     def init_state(self, batch: int, like: torch.Tensor) -> list[State]:
         return [tuple(like.new_zeros(batch, n) for n in cell.state_sizes) for cell in self.cell_list]
@@ -190,10 +251,26 @@ class LSTM(VectorModel):
     weights_priority = 30
     layer_quantities = ("i", "f", "g", "o", "C", "H")
 
+    @classmethod
+    def units_from_weights(cls, state_dict, layer: int) -> int:
+        """linear_h reads H, which has the units (CIFG stacks 3 gate blocks, not 4)."""
+        return int(state_dict[f"cell_list.{layer}.linear_h.weight"].shape[1])
+
+    @classmethod
+    def variant_from_weights(cls, state_dict, units: int) -> dict[str, Any]:
+        """Peepholes (w_cf), CIFG (3 gate blocks), layer-normalised gates (norms.f)."""
+        blocks = int(state_dict["cell_list.0.linear_x.weight"].shape[0]) // units
+        variant = {
+            "peephole": "cell_list.0.w_cf" in state_dict,
+            "cifg": blocks == 3,
+            "layer_norm": "cell_list.0.norms.f.weight" in state_dict,
+        }
+        return {k: True for k, on in variant.items() if on}
+
     def build_cells(self, in_features: int) -> list[nn.Module]:
         cells = []
         for units in self.config.num_hidden:
-            cells.append(LSTMCell(in_features, units))
+            cells.append(LSTMCell(in_features, units, **lstm_variant(self.config)))
             in_features = units
         return cells
 
@@ -204,12 +281,17 @@ class LSTM(VectorModel):
     num_hidden=(256, 256),
     options={"proj": 128},
 )
-class LSTMP(VectorModel):
+class LSTMP(LSTM):
     weights_priority = 31
 
     @classmethod
     def matches_weights(cls, state_dict) -> bool:
         return super().matches_weights(state_dict) and "cell_list.0.proj.weight" in state_dict
+
+    @classmethod
+    def units_from_weights(cls, state_dict, layer: int) -> int:
+        """The projection W_rm reads H, which has the units."""
+        return int(state_dict[f"cell_list.{layer}.proj.weight"].shape[1])
 
     layer_quantities = ("i", "f", "g", "o", "C", "H", "P")
 
@@ -223,7 +305,7 @@ class LSTMP(VectorModel):
             )
         cells = []
         for units, p in zip(cfg.num_hidden, per_layer, strict=True):
-            cell = LSTMCell(in_features, units, positive_option(cfg, "proj", p))
+            cell = LSTMCell(in_features, units, positive_option(cfg, "proj", p), **lstm_variant(cfg))
             cells.append(cell)
             in_features = cell.out_features
         return cells
@@ -243,6 +325,9 @@ class SRU(VectorModel):
     layer_quantities = ("f", "r", "g", "C", "H")
 
     def build_cells(self, in_features: int) -> list[nn.Module]:
+        for name in ("peephole", "cifg"):
+            if self.config.flag(name):
+                raise ConfigError(f"sru: option {name!r} is an LSTM variant; the SRU has no such gate")
         cells = []
         for units in self.config.num_hidden:
             cells.append(SRUCell(in_features, units))

@@ -17,7 +17,7 @@ import torch
 from mimviewer.errors import ConfigError
 
 # Weights whose last two axes are the patch grid (H', W'): LayerNorms and peepholes.
-GRID_KEY = re.compile(r"(\.conv_\w+\.1\.weight|ct_weight|oc_weight|_norm_c_t\.weight)$")
+GRID_KEY = re.compile(r"(\.conv_\w+\.1\.weight|ct_weight|oc_weight|_norm_c_t\.weight|\.w_c[ifo])$")
 LAYER_NORM_KEY = re.compile(r"\.conv_\w+\.1\.weight$")
 
 

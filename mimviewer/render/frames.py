@@ -85,7 +85,8 @@ class FrameRenderer:
         if self.scale.units == "intensity":
             ticks = [(p, self.physical(p), f"{self.physical(p):.3g}") for p, _, _ in ticks]
         title = bar.title if bar.units == "intensity" else f"{bar.title} ({bar.units})"
-        return ColourBar(title, bar.units, *(tuple(t[i] for t in ticks) for i in range(3)))
+        positions, values, labels = (tuple(t[i] for t in ticks) for i in range(3))
+        return ColourBar(title, bar.units, values, positions, labels)  # the field order of ColourBar
 
     def difference_bar(self) -> ColourBar:
         """The difference colour bar: five ticks over the fixed range, in the data's units."""

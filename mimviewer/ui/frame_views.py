@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -80,11 +82,19 @@ class FramesPanel(QWidget):
         self.bars: list[pg.PlotItem] = []  # the colour bars (intensity, difference)
         self._column_width = 200  # pixels of one view column (set by _equal_columns)
         self.borders: dict[str, QGraphicsRectItem] = {}
+        self.absent: dict[str, pg.TextItem] = {}  # "not observed yet" over GT / difference views
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.events.sequence.connect(lambda: self.rebuild())
         session.events.models.connect(lambda slot: self.rebuild())
         session.events.frame.connect(lambda frame: self.show_frame())
         session.events.step.connect(self._on_step)
+        session.events.region.connect(self.show_region)
+        self.region: pg.RectROI | None = None  # the attribution region on the main prediction
+        self.brush_overlay: pg.ImageItem | None = None  # the painted attribution region
+        self.brush_mode = False  # a drag on the main prediction paints the region
+        self.brush_radius: Callable[[], float] = lambda: 3.0
+        self._stroke: list[tuple[float, float]] = []
+        self.graphics.viewport().installEventFilter(self)
         self.rebuild()
 
     # -- layout ---------------------------------------------------------------------------
@@ -92,19 +102,21 @@ class FramesPanel(QWidget):
         """(view key, title) of every view the session has something for, in reading order."""
         columns = [("gt", "Ground truth")]
         for index, slot in self.session.models:
-            columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − GT")]
+            against = "GT" if slot.reference is None else "original"
+            columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − {against}")]
         return columns
 
-    @staticmethod
-    def place(name: str) -> tuple[int, int]:
+    def place(self, name: str) -> tuple[int, int]:
         """(row, column) of a view: GT first, then one row per model (prediction, difference)."""
         if name == "gt":
             return 0, 0
-        return int(name[-1]), 1 if name.startswith("pred") else 2
+        rows = [index for index, _ in self.session.models]
+        return rows.index(int(name[-1])), 1 if name.startswith("pred") else 2
 
     def rebuild(self) -> None:
         self.graphics.clear()
-        self.views, self.images, self.titles, self.borders, self.bars = {}, {}, {}, {}, []
+        self.views, self.images, self.titles, self.borders, self.absent = {}, {}, {}, {}, {}
+        self.bars = []
         if self.session.frames is None:
             self.graphics.addLabel(
                 "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
@@ -126,6 +138,13 @@ class FramesPanel(QWidget):
             )
             image = pg.ImageItem()
             view.addItem(image)
+            if not name.startswith("pred"):  # GT and differences have nothing past the data's end
+                text = "not observed yet" if name == "gt" else "no truth to compare yet"
+                absent = pg.TextItem(text, color="#6b7280", anchor=(0.5, 0.5))
+                absent.setPos(width / 2, height / 2)
+                absent.setVisible(False)
+                view.addItem(absent)
+                self.absent[name] = absent
             if name != "gt":
                 border = QGraphicsRectItem(QRectF(-0.5, -0.5, width + 1, height + 1))
                 view.addItem(border)
@@ -145,6 +164,9 @@ class FramesPanel(QWidget):
             self.bars.append(colour_bar(renderer.difference_bar(), DIVERGING))
             self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
         self.reset_zoom()
+        self.region = self.brush_overlay = None
+        self.show_region()
+        self.set_brush_mode(self.brush_mode)
         self.show_frame()
 
     def resizeEvent(self, event) -> None:
@@ -185,23 +207,20 @@ class FramesPanel(QWidget):
                 item.clear()
             else:
                 item.setImage(rgb, autoLevels=False, levels=(0, 255))
-        last = session.timeline_length - 1
-        where = f" (sequence frame {session.start + frame})" if session.start else ""
-        if not session.models:
-            status = f"frame {frame} / {last}{where} · open a checkpoint to predict"
-        elif context:
-            status = f"frame {frame} / {last}{where} · context: the model reads this true frame"
-        else:
-            status = (
-                f"frame {frame} / {last}{where} · predicted: the model saw frames 0–{session.pre - 1} only"
-            )
-        _set_fitted(self.header, status, 3 * self._column_width, colour, "11pt", bold=True)
+        observed = session.is_observed(frame)
+        for absent in self.absent.values():
+            absent.setVisible(not observed)
+        _set_fitted(
+            self.header, session.frame_status(frame), 3 * self._column_width, colour, "11pt", bold=True
+        )
         for name, title in self.columns():
             label = self.titles.get(name)
             if label is None:
                 continue
             marker = ""
-            if name != "gt" and images.get(name) is None:
+            if not observed and not name.startswith("pred"):
+                marker = " (not observed yet)" if name == "gt" else " (no truth yet)"
+            elif name != "gt" and images.get(name) is None:
                 marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
             _set_fitted(label, _shorten(title), self._column_width, colour, "9pt", keep=marker)
         pen = QPen(QColor(colour))
@@ -219,6 +238,93 @@ class FramesPanel(QWidget):
             height, width = self.session.frames.shape[2:]
             for view in self.views.values():
                 view.setRange(QRectF(0, 0, width, height), padding=0.02)
+
+    # -- attribution region -------------------------------------------------------------------
+    def show_region(self) -> None:
+        """The session's attribution region on the main prediction view: a draggable rectangle,
+        and the painted pixels in translucent yellow."""
+        self._show_brush()
+        region = self.session.attribution.region
+        view = self.views.get("pred0")
+        if region is None or view is None:
+            if self.region is not None and self.region.scene() is not None:
+                self.region.scene().removeItem(self.region)
+            self.region = None
+            return
+        x0, y0, x1, y1 = region
+        if self.region is None:
+            pen = pg.mkPen("#facc15", width=2)
+            self.region = pg.RectROI((x0, y0), (x1 - x0, y1 - y0), pen=pen, snapSize=1)
+            self.region.translateSnap = self.region.scaleSnap = True
+            self.region.sigRegionChangeFinished.connect(self._on_region_moved)
+            view.addItem(self.region)
+        else:
+            self.region.setPos((x0, y0), finish=False)
+            self.region.setSize((x1 - x0, y1 - y0), finish=False)
+
+    def _show_brush(self) -> None:
+        brush = self.session.attribution.brush
+        view = self.views.get("pred0")
+        if view is None:
+            return
+        if self.brush_overlay is None:
+            self.brush_overlay = pg.ImageItem()
+            self.brush_overlay.setZValue(10)
+            view.addItem(self.brush_overlay)
+        if brush is None:
+            self.brush_overlay.clear()
+            return
+        rgba = np.zeros((*brush.shape, 4), np.uint8)
+        rgba[brush] = (250, 204, 21, 150)
+        self.brush_overlay.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def set_brush_mode(self, on: bool) -> None:
+        """While on, a drag on the main prediction paints the attribution region (no panning there)."""
+        self.brush_mode = on
+        view = self.views.get("pred0")
+        if view is not None:
+            view.setMouseEnabled(not on, not on)
+
+    def eventFilter(self, obj, event) -> bool:
+        """Brush strokes on the main prediction: press starts, move extends, release commits."""
+        from PySide6.QtCore import QEvent
+
+        view = self.views.get("pred0")
+        kind = event.type()
+        if (
+            not self.brush_mode
+            or view is None
+            or kind
+            not in (
+                QEvent.Type.MouseButtonPress,
+                QEvent.Type.MouseMove,
+                QEvent.Type.MouseButtonRelease,
+            )
+        ):
+            return False
+        scene = self.graphics.mapToScene(event.position().toPoint())
+        point = view.mapSceneToView(scene)
+        pixel = (float(point.x()), float(point.y()))
+        if kind == QEvent.Type.MouseButtonPress:
+            if not view.sceneBoundingRect().contains(scene):
+                return False
+            self._stroke = [pixel]
+        elif kind == QEvent.Type.MouseMove and self._stroke:
+            self._stroke.append(pixel)
+        elif kind == QEvent.Type.MouseButtonRelease and self._stroke:
+            points, self._stroke = [*self._stroke, pixel], []
+            self.session.paint_region(points, self.brush_radius())
+        else:
+            return False
+        return True
+
+    def _on_region_moved(self, roi: pg.RectROI) -> None:
+        height, width = self.session.frames.shape[2:]
+        x, y = roi.pos()
+        w, h = roi.size()
+        x0, y0 = int(np.clip(round(x), 0, width - 1)), int(np.clip(round(y), 0, height - 1))
+        x1, y1 = int(np.clip(round(x + w), x0 + 1, width)), int(np.clip(round(y + h), y0 + 1, height))
+        self.session.set_region((x0, y0, x1, y1))
 
     # -- readout -----------------------------------------------------------------------------
     def _on_mouse_moved(self, pos: QPointF) -> None:

@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
+from mimviewer.ui.live import FolderWatcher
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import CancellableJob, InferenceRunner, JobCancelled
@@ -74,6 +76,13 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.settings = settings or Settings()
         self.runner = InferenceRunner(self.session, self)
+        self.watcher = FolderWatcher(self)
+        self.live = None  # the LiveFeed of a watched folder (File > Watch folder)
+        self.watcher.batch.connect(self._on_scans)
+        self.watcher.failed.connect(
+            lambda exc: self.show_error("Watching the folder stopped", str(exc) or type(exc).__name__)
+        )
+        self.runner.finished.connect(self._on_run_finished)
         self.errors: list[str] = []  # every message shown by show_error (tests read it)
         self.message_box: QMessageBox | None = None
         self._export_worker: FunctionWorker | None = None
@@ -86,10 +95,21 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
-        self.timeline.window_moved.connect(self.move_window)
+        self.timeline.forecast_changed.connect(self.change_forecast)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.explain = ExplainPanel(self.session)
+        self.explain_dock = self._dock("Why and what-if", self.explain, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.internals_dock, self.explain_dock)
+        self.internals_dock.raise_()
+        self.explain.attribution.failed.connect(lambda text: self.show_error("Attribution", text))
+        self.explain.whatif.failed.connect(lambda text: self.show_error("What-if", text))
+        self.explain.whatif.run_requested.connect(self.run_whatif)
+        self.explain.attribution.brush_mode_changed.connect(self.frames_panel.set_brush_mode)
+        self.frames_panel.brush_radius = self.explain.attribution.brush_radius.value
+        self.session.events.sequence.connect(self._restore_edits)
+        self.session.events.edits.connect(self._save_edits)
 
         self.status_text = QLabel("ready")
         self.progress = QProgressBar()
@@ -145,6 +165,10 @@ class MainWindow(QMainWindow):
             file_menu, "Open checkpoint to &compare…", lambda: self.ask_open("compare"), "Ctrl+Shift+K"
         )
         self._action(file_menu, "Close the compared checkpoint", self.close_compared)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Watch folder…", self.ask_watch, "Ctrl+Shift+W")
+        self.stop_watch_action = self._action(file_menu, "Stop &watching", self.stop_watching)
+        self.stop_watch_action.setEnabled(False)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
@@ -172,6 +196,15 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.explain_dock.toggleViewAction())
+
+        explain_menu = bar.addMenu("&Why")
+        self._action(explain_menu, "&Explain this frame", self.explain_frame, "Ctrl+E")
+        self._action(explain_menu, "Run &what-if", self.run_whatif, "Ctrl+R")
+        self._action(explain_menu, "&Undo edit", self.session.undo_edit, "Ctrl+Z")
+        self._action(explain_menu, "Re&do edit", self.session.redo_edit, "Ctrl+Shift+Z")
+        explain_menu.addSeparator()
+        self._action(explain_menu, "&Save the attribution…", self.ask_save_attribution)
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -209,9 +242,70 @@ class MainWindow(QMainWindow):
         for it after the event loop, while the worker's signals still exist (never "Signal
         source has been deleted"), with no window left on screen to freeze.
         """
+        self.stop_watching()
         self.runner.cancel()
+        self.explain.attribution.runner.cancel()
         if self._export_worker is not None:
             self.cancel_export()
+
+    # -- why and what-if --------------------------------------------------------------------------
+    def explain_frame(self, frame: int | None = None) -> bool:
+        """Attribute the current (or given) predicted frame, or its region, in the background."""
+        self.explain_dock.show()
+        self.explain_dock.raise_()
+        self.explain.setCurrentWidget(self.explain.attribution)
+        return self.explain.attribution.explain(frame)
+
+    def ask_save_attribution(self) -> None:
+        stem = Path(self.session.source).stem or "mimviewer"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save the attribution",
+            f"{stem}-attribution.png",
+            "PNG (*.png);;GIF (*.gif);;Numbers (*.npz)",
+        )
+        if path:
+            self.save_attribution(path)
+
+    def save_attribution(self, path: str | Path) -> Path | None:
+        """Write the shown attribution as the command line does (.png, .gif or .npz)."""
+        try:
+            written = self.session.save_attribution(path)
+        except MimviewerError as exc:
+            self.show_error("Could not save the attribution", str(exc))
+            return None
+        self.status_text.setText(f"wrote {written}")
+        return written
+
+    def run_whatif(self) -> None:
+        """Roll the main model out from the edited context into the extra row."""
+        try:
+            slots = self.session.prepare_whatif()
+        except MimviewerError as exc:
+            self.show_error("What-if", str(exc))
+            return
+        self.runner.start(slots)
+
+    def _edits_key(self) -> str:
+        import hashlib
+
+        return "whatif/" + hashlib.sha1(self.session.source.encode()).hexdigest()[:16]
+
+    def _save_edits(self) -> None:
+        """Edits are kept with the window's state, per sequence (restored when it is opened again)."""
+        if self.session.source:
+            self.settings.set_value(self._edits_key(), self.session.whatif.edits.to_json())
+
+    def _restore_edits(self) -> None:
+        from mimviewer.whatif import EditList
+
+        text = self.settings.value(self._edits_key()) if self.session.source else None
+        try:
+            edits = EditList.from_json(text, source="saved edits") if isinstance(text, str) else EditList()
+            self.session.set_edits(edits)
+        except MimviewerError as exc:  # saved for another frame count: start empty, say why
+            self.session.set_edits(EditList())
+            self.status_text.setText(f"saved edits not restored: {exc}")
 
     # -- opening files ---------------------------------------------------------------------------
     def ask_open(self, kind: str) -> None:
@@ -244,6 +338,7 @@ class MainWindow(QMainWindow):
         try:
             if sequence is not None:
                 current = sequence
+                self.stop_watching()  # the user's own sequence replaces the live feed
                 self.runner.cancel()
                 self.session.open_sequence(sequence)
                 self.settings.add_recent("sequence", sequence)
@@ -278,6 +373,82 @@ class MainWindow(QMainWindow):
         self.runner.cancel()
         self.session.start = start
         self.runner.start()
+
+    def change_forecast(self, context: int, horizon: int, now: int) -> None:
+        """The user set context, horizon or "now" (timeline): run again with them."""
+        self.change_forecast_to(context=context, horizon=horizon, now=now)
+        if self.live is not None:  # the feed's next forecasts use the new context and horizon
+            self.live.reconfigure(self.session.pre, self.session.aft)
+
+    def change_forecast_to(
+        self, *, context: int | None = None, horizon: int | None = None, now: int | None = None
+    ) -> None:
+        """Set any of context, horizon and "now" (the others stay) and run again."""
+        self.runner.cancel()
+        try:
+            self.session.set_forecast(context=context, horizon=horizon, now=now)
+        except MimviewerError as exc:
+            self.show_error("Cannot forecast like that", str(exc))
+            return
+        self.runner.start()
+
+    # -- live nowcasting ---------------------------------------------------------------------------
+    def ask_watch(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Watch a folder of radar scans")
+        if folder:
+            self.watch_folder(folder)
+
+    def watch_folder(
+        self,
+        folder: str | Path,
+        *,
+        thresholds: tuple[float, ...] | None = None,
+        settle_s: float = 1.0,
+        give_up_s: float = 60.0,
+        frame_interval_s: float | None = None,
+    ) -> bool:
+        """Follow ``folder``: every new scan moves "now" and runs the forecast (needs a checkpoint)."""
+        from mimviewer.metrics import DEFAULT_THRESHOLDS
+        from mimviewer.viewmodel.live import LiveFeed
+
+        self.stop_watching()
+        try:
+            if not Path(folder).is_dir():
+                raise MimviewerError(f"{folder}: not a folder")
+            feed = LiveFeed(
+                self.session,
+                folder,
+                thresholds=thresholds or DEFAULT_THRESHOLDS,
+                frame_interval_s=frame_interval_s,
+            )
+        except MimviewerError as exc:
+            self.show_error("Cannot watch the folder", str(exc))
+            return False
+        self.live = feed
+        self.watcher.start(folder, feed.read, settle_s=settle_s, give_up_s=give_up_s)
+        self.stop_watch_action.setEnabled(True)
+        self.status_text.setText(f"watching {folder}: waiting for scans")
+        return True
+
+    def stop_watching(self) -> None:
+        if self.live is None:
+            return
+        self.watcher.stop()
+        self.status_text.setText(f"stopped watching {self.live.folder}")
+        self.live = None
+        self.stop_watch_action.setEnabled(False)
+
+    def _on_scans(self, batch) -> None:
+        if self.live is None:
+            return
+        if self.live.accept(batch):
+            self.runner.start()
+        self.status_text.setText(self.live.status())
+
+    def _on_run_finished(self, ok: bool) -> None:
+        if ok and self.live is not None:
+            self.live.finished()
+            self.status_text.setText(self.live.status())
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():

@@ -1,4 +1,5 @@
-"""One timeline for everything: slider, play/pause, fps, loop, and per-frame metric curves."""
+"""One timeline for everything: slider, play/pause, fps, loop, context / horizon / "now", and
+per-frame metric curves (with the live feed's running verification over the forecast frames)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ from PySide6.QtWidgets import (
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 from mimviewer.viewmodel import Session
 
-MODEL_PENS = ("#dc2626", "#7c3aed")  # slot 0, slot 1
+MODEL_PENS = ("#dc2626", "#7c3aed", "#059669")  # slot 0, slot 1, the what-if rollout
 
 
 class Timeline(QWidget):
     """Drives ``session.frame``; plays with a QTimer; clicking a metric curve jumps there."""
 
-    window_moved = Signal(int)  # the user moved the models' window along a long sequence
+    forecast_changed = Signal(int, int, int)  # context, horizon, now (sequence index)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,12 +47,17 @@ class Timeline(QWidget):
         self.fps = QSpinBox(minimum=1, maximum=60, value=4, suffix=" fps")
         self.fps.setToolTip("Playback speed")
         self.fps.valueChanged.connect(lambda v: self.timer.setInterval(int(1000 / v)))
-        self.window_start = QSpinBox(minimum=0, maximum=0, prefix="window from frame ")
-        self.window_start.setToolTip(
-            "Where in a long sequence the context frames begin (up to the last start from which "
-            "the whole context and horizon still fit)"
+        self.context_spin = QSpinBox(minimum=1, maximum=999, prefix="context ")
+        self.context_spin.setToolTip("Frames the model reads before predicting")
+        self.horizon_spin = QSpinBox(minimum=1, maximum=999, prefix="horizon ")
+        self.horizon_spin.setToolTip(
+            "Frames predicted; past the horizon the model was trained for it runs on autoregressively"
         )
-        self.window_start.valueChanged.connect(self.window_moved.emit)
+        self.now_spin = QSpinBox(minimum=0, maximum=0, prefix="now = frame ")
+        self.now_spin.setToolTip("The last frame the model reads: the forecast starts after it")
+        for spin in (self.context_spin, self.horizon_spin, self.now_spin):
+            spin.setKeyboardTracking(False)  # one rerun per typed number, not per digit
+            spin.valueChanged.connect(self._on_forecast_spin)
         self.loop = QCheckBox("loop")
         self.loop.setChecked(True)
         self.loop.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -70,7 +76,9 @@ class Timeline(QWidget):
             self.frame_label,
             self.fps,
             self.loop,
-            self.window_start,
+            self.context_spin,
+            self.horizon_spin,
+            self.now_spin,
             QLabel("metric"),
             self.metric,
         ):
@@ -81,11 +89,16 @@ class Timeline(QWidget):
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "frame")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # scores as they are, not "x0.001"
         self.plot.addLegend(offset=(-10, 5))
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=2))
         self.context_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(37, 99, 235, 30))
         self.context_region.setZValue(-10)
         self.plot.addItem(self.context_region)
+        self.future_region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(120, 120, 120, 40))
+        self.future_region.setZValue(-10)  # grey: frames not observed yet (forecast past the end)
+        self.plot.addItem(self.future_region)
+        self.verification_curves: list[pg.PlotDataItem] = []
         self.plot.addItem(self.cursor)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
         self.curves: dict[int, pg.PlotDataItem] = {}
@@ -102,23 +115,59 @@ class Timeline(QWidget):
 
     # -- state from the session -----------------------------------------------------------
     def reset(self) -> None:
-        length = self.session.timeline_length
-        self.window_start.blockSignals(True)
-        self.window_start.setRange(0, self.session.max_start)  # the whole context + horizon fits
-        self.window_start.setValue(self.session.start)
-        self.window_start.blockSignals(False)
-        self.window_start.setVisible(self.session.max_start > 0)
+        session = self.session
+        length = session.timeline_length
+        plan = session.plan
+        for spin in (self.context_spin, self.horizon_spin, self.now_spin):
+            spin.setVisible(plan is not None)
+        if plan is not None:
+            values = (
+                (self.context_spin, 1, plan.length, plan.pre),
+                (self.horizon_spin, 1, 999, plan.aft),
+                (self.now_spin, plan.pre - 1, plan.length - 1, plan.now),
+            )
+            for spin, low, high, value in values:
+                spin.blockSignals(True)
+                spin.setRange(low, high)
+                spin.setValue(value)
+                spin.blockSignals(False)
+            self.now_spin.setVisible(plan.length > plan.pre)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(length - 1, 0))
         self.slider.blockSignals(False)
-        playable = self.session.frames is not None and length >= 2
+        playable = session.frames is not None and length >= 2  # Space on an empty window: nothing
         self.play_button.setEnabled(playable)
         if not playable and self.play_button.isChecked():
             self.play_button.setChecked(False)
-        self.context_region.setRegion((-0.5, self.session.pre - 0.5))
+        self.context_region.setRegion((-0.5, session.pre - 0.5))
+        observed = session.num_frames if plan is not None else length
+        self.future_region.setVisible(observed < length)
+        self.future_region.setRegion((observed - 0.5, length - 0.5))
         self.plot.setXRange(-0.5, max(length, 20) - 0.5, padding=0)
+        self._label_frames()
         self.refresh_metrics()
         self.show_frame()
+
+    def _label_frames(self) -> None:
+        """Frame numbers under the context, leads ("+6 min") under the predicted frames."""
+        axis = self.plot.getAxis("bottom")
+        plan = self.session.plan
+        if plan is None:
+            axis.setTicks(None)
+            self.plot.setLabel("bottom", "frame")
+            return
+        every = max(1, plan.timeline_length // 24)
+        ticks = [(k, str(k)) for k in range(0, plan.pre, every)]
+        for k, label in enumerate(plan.lead_labels(short=True), start=plan.pre):
+            if (k - plan.pre) % every == 0:
+                ticks.append((k, label))
+        axis.setTicks([ticks])
+        self.plot.setLabel("bottom", "frame (context) · lead after now (predicted)")
+
+    def _on_forecast_spin(self) -> None:
+        self.forecast_changed.emit(
+            self.context_spin.value(), self.horizon_spin.value(), self.now_spin.value()
+        )
 
     def show_frame(self) -> None:
         session = self.session
@@ -131,6 +180,10 @@ class Timeline(QWidget):
             self.frame_label.setText("no sequence")
             return
         kind = "context" if session.is_context(frame) else "predicted"
+        if not session.is_context(frame) and session.plan is not None:
+            lead = session.plan.lead_of(frame)
+            kind = f"predicted {session.plan.lead_labels()[lead - 1]}"
+            kind += "" if session.is_observed(frame) else " · not observed yet"
         colour = CONTEXT_COLOUR if session.is_context(frame) else PREDICTED_COLOUR
         self.frame_label.setText(
             f"frame {frame} / {session.timeline_length - 1} · <b style='color:{colour}'>{kind}</b>"
@@ -141,6 +194,7 @@ class Timeline(QWidget):
         names: list[str] = []
         for _, slot in self.session.models:
             names += [n for n in slot.metrics if n not in names]
+        names += [n for n in self.session.verification if n not in names]
         current = self.metric.currentText()
         self.metric.blockSignals(True)
         self.metric.clear()
@@ -172,6 +226,25 @@ class Timeline(QWidget):
                 symbolBrush=MODEL_PENS[index],
                 name=f"{slot.name}",
                 connect="finite",
+            )
+        for curve in self.verification_curves:
+            self.plot.removeItem(curve)
+        self.verification_curves = []
+        verified = self.session.verification.get(name)
+        pairs = self.session.verification_pairs
+        if verified is not None and pairs is not None and int(pairs.sum()):
+            leads = np.arange(1, len(verified) + 1)
+            self.verification_curves.append(
+                self.plot.plot(
+                    self.session.pre + leads - 1,
+                    verified,
+                    pen=pg.mkPen("#059669", width=2, style=Qt.PenStyle.DashLine),
+                    symbol="s",
+                    symbolSize=6,
+                    symbolBrush="#059669",
+                    name=f"verified this session ({int(pairs.sum())} pairs)",
+                    connect="finite",
+                )
             )
         self.plot.setLabel("left", name)
 

@@ -29,32 +29,52 @@ class InferenceRunner(QObject):
         super().__init__(parent)
         self.session = session
         self.device = "auto"
+        self.fast = False  # bf16 autocast where the device has it (`view --fast`); the status says so
         self._worker: GeneratorWorker | None = None
         self._total = 0
         self._done = 0
+        self._mode = ""
 
     @property
     def is_running(self) -> bool:
         return self._worker is not None
 
-    def start(self) -> None:
-        """Cancel what runs, clear the old results and roll out every model again."""
+    def start(self, only: tuple[int, ...] | None = None) -> None:
+        """Cancel what runs, clear the old results and roll out every model (or the slots in
+        ``only``) again."""
+        only = tuple(only) if isinstance(only, (tuple, list)) else None  # Qt may pass a bool here
         self.cancel()
         session = self.session
         if session.frames is None or not session.models:
             return
-        run = session.start_run()
-        self._total = session.steps * len(session.models)
+        run = session.start_run(only)
+        slots = [i for i, _ in session.models if only is None or i in only]
+        self._total = session.steps * len(slots)
         self._done = 0
-        worker = GeneratorWorker(session.inference, run, device=self.device)
+        amp, mode = self._fast_mode()
+        extra = {} if only is None else {"only": only}
+        worker = GeneratorWorker(session.inference, run, device=self.device, amp=amp, **extra)
         # Signals already queued when a run is cancelled still arrive: each handler checks
         # that its worker is the current one.
         worker.yielded.connect(lambda update: self._on_yielded(worker, update))
         worker.errored.connect(lambda exc: self._on_errored(worker, exc))
         worker.returned.connect(lambda _result: self._on_returned(worker))
         self._worker = worker
-        self.progress.emit(0, self._total, f"running on {self.device}…")
+        self._mode = mode
+        self.progress.emit(0, self._total, f"running on {self.device}{mode}…")
         worker.start()
+
+    def _fast_mode(self) -> tuple[bool, str]:
+        """(use bf16, status suffix): fast mode where the device has bf16, else the reason it is off."""
+        if not self.fast:
+            return False, ""
+        from mimviewer.accel import fast_note
+        from mimviewer.inference import pick_device
+
+        note = fast_note(pick_device(self.device))
+        if note:
+            return False, f" ({note})"
+        return True, " · fast mode: bf16, about 3 significant digits vs float32"
 
     def cancel(self) -> None:
         """Ask the running worker to stop after its current step (returns at once)."""
@@ -71,13 +91,14 @@ class InferenceRunner(QObject):
         if isinstance(update, StepUpdate) and worker is self._worker:
             self._done += 1
             name = self.session.slots[update.slot].name
-            self.progress.emit(self._done, self._total, f"{name}: step {update.t + 1}/{update.steps}")
+            text = f"{name}: step {update.t + 1}/{update.steps}{self._mode}"
+            self.progress.emit(self._done, self._total, text)
 
     def _on_returned(self, worker: GeneratorWorker) -> None:
         if worker is not self._worker:
             return
         self._worker = None
-        self.progress.emit(self._total, self._total, "inference finished")
+        self.progress.emit(self._total, self._total, f"inference finished{self._mode}")
         self.finished.emit(True)
 
     def _on_errored(self, worker: GeneratorWorker, exc: Exception) -> None:

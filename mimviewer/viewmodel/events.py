@@ -14,3 +14,6 @@ class SessionEvents(SignalGroup):
     finished = Signal(int)  # slot: a rollout finished (metrics ready)
     frame = Signal(int)  # frame: the current frame changed
     internals = Signal()  # quantities, reduction or thresholds changed
+    region = Signal()  # the attribution region (or whole-frame choice) changed
+    attribution = Signal()  # an attribution result arrived (or was cleared)
+    edits = Signal()  # the what-if edit list or the frame being edited changed

@@ -7,6 +7,7 @@ changing the session meanwhile; inference results come back through ``Session.ac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ import torch
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
 from mimviewer.limits import check_rollout
+from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
 from mimviewer.viewmodel.readout import metrics_timeline
@@ -25,36 +27,48 @@ from mimviewer.viewmodel.results import InferenceError, OutOfDeviceMemory, SlotD
 if TYPE_CHECKING:
     from mimviewer.viewmodel.session import Session
 
-# Keep raw probe tensors (to re-reduce when thresholds change without re-running) up to this size.
-RAW_BUDGET_BYTES = 256 * 2**20
-
 
 def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
-    """What to record: the session's thresholds, and raw values when they fit the budget."""
-    cfg = model.config
-    per_step = sum(len(model.quantities(layer)) + 1 for layer in range(cfg.num_layers))
-    size = session.steps * per_step * max(cfg.num_hidden) * cfg.grid_height * cfg.grid_width * 4
+    """What to record: the session's thresholds, and raw values (to re-reduce when thresholds
+    change without re-running) when they and the rollout state fit the budget (sized by
+    :mod:`mimviewer.memory`, which counts E3D-LSTM's recall history)."""
     lo, hi = session.thresholds
-    return ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=size <= RAW_BUDGET_BYTES)
+    spec = ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=True)
+    fits = fits_budget(model, spec, 1, session.pre, session.aft, RAW_BUDGET_BYTES)
+    return dataclasses.replace(spec, keep_raw=fits)
 
 
 def inference(
-    session: Session, run: int, *, device: str = "auto", amp: bool = False
+    session: Session,
+    run: int,
+    *,
+    device: str = "auto",
+    amp: bool = False,
+    only: tuple[int, ...] | None = None,
 ) -> Generator[StepUpdate | SlotDone, None, None]:
-    """Roll out every model over the session's sequence, one update per step, then one SlotDone.
+    """Roll out every model (or the slots in ``only``) over the session's sequence, one update
+    per step, then one SlotDone per model.
 
-    The worker thread does the device work and draws the display images (the session's
-    renderer), so that scrubbing later only swaps images drawn once.
+    The models read the ``pre`` context frames only and predict ``aft`` frames after them
+    (past the end of the sequence in a forecast: those steps get no difference image). The
+    worker thread does the device work and draws the display images (the session's
+    renderer), so that scrubbing later only swaps images drawn once. A what-if slot reads its
+    own (edited) frames and its difference view is against its reference slot's prediction.
     """
     if session.frames is None:
         raise DataError("open a sequence first")
     pre, aft = session.pre, session.aft
     window = session.frames  # fixed for this run, even if the user opens another file meanwhile
-    frames = np.asarray(window[: pre + aft])  # only the run's frames are read
+    frames = np.asarray(window[:pre])  # only the context is read
     renderer, units, source = session.renderer, session.units, session.source
     dev = pick_device(device)
+    outputs_of = {i: s.outputs for i, s in session.models if s.finished and s.outputs is not None}
     for slot_index, slot in session.models:
+        if only is not None and slot_index not in only:
+            continue
         model = slot.model
+        reads = frames if slot.inputs is None else slot.inputs
+        reference = None if slot.reference is None else outputs_of.get(slot.reference)
         cfg = model.config
         if frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
             raise ShapeError(
@@ -63,7 +77,7 @@ def inference(
             )
         check_rollout(cfg, pre, aft, 1, source=source or "the sequence", trace=True)  # one line, not a crash
         probes = probe_spec(session, model)
-        generator = iter_rollout(model, frames, pre, aft, probes=probes, device=dev, amp=amp)
+        generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
         while True:
             try:
                 step = next(generator)
@@ -79,9 +93,16 @@ def inference(
             frame = step.frame[0].cpu().numpy()
             maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
             stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
-            image, diff = renderer.frames(frame), renderer.differences(frame, window[step.t + 1])
+            target = step.t + 1  # the timeline frame this step predicts
+            if reference is not None:
+                against = reference[step.t]
+            else:  # past the end of the sequence there is no truth (a forecast): no difference
+                against = window[target] if target < len(window) else None
+            image = renderer.frames(frame)
+            diff = None if against is None else renderer.differences(frame, against)
             yield StepUpdate(run, slot_index, step.t, step.steps, frame, image, diff, maps, stats)
         outputs = result.outputs[0]  # (steps, C, H, W)
+        outputs_of[slot_index] = outputs
         yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
 
 
@@ -98,9 +119,15 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
     inputs = (session.source,) if session.source else ()
     renderer = session.renderer
     if kind in ("gif", "mp4", "strip"):
-        gt, predictions, pre = comparison_arrays(session)
-        write = export.write_strip if kind == "strip" else export.write_comparison
-        return lambda: write(path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs)
+        gt, predictions, pre = comparison_arrays(session)  # NaN GT frames: not observed yet
+        if kind == "strip":
+            return lambda: export.write_strip(
+                path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs
+            )
+        notes = session.frame_notes()  # lead, valid time, "not observed yet"
+        return lambda: export.write_comparison(
+            path, gt, predictions, pre=pre, renderer=renderer, inputs=inputs, notes=notes
+        )
     if kind == "metrics":
         table = metrics_table(session)
         return lambda: export.write_metrics_csv(path, table)
@@ -120,17 +147,22 @@ def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callab
 
 
 def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
-    """(GT of context + future frames, {model name: its aft predicted frames}, pre), copied."""
+    """(GT of context + future frames, NaN frames where not observed yet (a forecast past the end);
+    {model name: its aft predicted frames}; pre), copied."""
     if session.frames is None:
         raise DataError("open a sequence first")
-    gt = np.asarray(session.frames[: session.pre + session.aft])
+    gt = np.full((session.pre + session.aft, *session.frames.shape[1:]), np.nan, np.float32)
+    observed = np.asarray(session.frames[: session.pre + session.aft])
+    gt[: len(observed)] = observed
     predictions: dict[str, np.ndarray] = {}
     for index, slot in session.models:
+        if slot.reference is not None:  # the what-if rollout has its own export (mimviewer whatif)
+            continue
         if slot.outputs is None or not slot.finished:
             raise DataError(f"{slot.name}: inference has not finished yet")
         name = slot.name if slot.name not in predictions else f"{slot.name} ({index + 1})"
         predictions[name] = slot.outputs[-session.aft :].copy()
-    return gt.copy(), predictions, session.pre
+    return gt, predictions, session.pre
 
 
 def metrics_table(session: Session) -> dict[str, np.ndarray]:

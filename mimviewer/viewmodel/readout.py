@@ -25,13 +25,16 @@ def is_gate(name: str) -> bool:
 
 
 def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dict[str, np.ndarray]:
-    """Metrics of every predicted frame 1..steps, as arrays over the timeline (NaN at frame 0)."""
-    values = frame_metrics(np.asarray(window[1 : len(outputs) + 1]), outputs, units=units)
-    timeline = {}
-    for name, per_frame in values.items():
-        full = np.full(len(outputs) + 1, np.nan)
-        full[1:] = np.asarray(per_frame, float)
-        timeline[name] = full
+    """Metrics of every predicted frame 1..steps, as arrays over the timeline: NaN at frame 0 and
+    at frames past the end of ``window`` (not observed yet: absent, not zero)."""
+    from mimviewer.forecast import metric_names
+
+    scored = min(len(outputs), len(window) - 1)  # frames 1..scored have a truth
+    timeline = {name: np.full(len(outputs) + 1, np.nan) for name in metric_names(units)}
+    if scored > 0:
+        values = frame_metrics(np.asarray(window[1 : scored + 1]), outputs[:scored], units=units)
+        for name, per_frame in values.items():
+            timeline.setdefault(name, np.full(len(outputs) + 1, np.nan))[1 : scored + 1] = per_frame
     return timeline
 
 

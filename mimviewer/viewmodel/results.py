@@ -35,6 +35,10 @@ class ModelSlot:
     trace: Trace | None = None  # the whole trace, once finished
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # per frame (T,), NaN where none
     finished: bool = False
+    # what-if: the frames this slot reads instead of the sequence's (T, C, H, W), and the slot
+    # whose prediction its difference view is taken against (None: the ground truth)
+    inputs: np.ndarray | None = None
+    reference: int | None = None
 
     def clear(self) -> None:
         """Forget every result (the model stays)."""
@@ -53,7 +57,7 @@ class StepUpdate:
     steps: int
     frame: np.ndarray  # (C, H, W) model scale
     image: np.ndarray  # (H, W, 3) uint8, drawn by the session's FrameRenderer
-    diff_image: np.ndarray  # (H, W, 3) uint8, prediction - GT by the renderer's difference rule
+    diff_image: np.ndarray | None  # (H, W, 3) uint8, prediction - GT; None: no truth (not observed yet)
     maps: dict[str, np.ndarray]  # key -> (4, *S) for batch item 0
     stats: dict[str, np.ndarray]  # key -> (6,)
 

@@ -93,3 +93,14 @@ def test_unknown_scale_or_units_are_refused():
         colour_scale("kelvin")
     with pytest.raises(ValueError, match="unknown colour scale"):
         colour_scale("dBZ", "jet")
+
+
+def test_radar_frame_bar_ticks_sit_on_the_bar_with_their_dbz_values():
+    """positions are where ticks sit on the bar (model scale), values and labels say dBZ."""
+    from mimviewer.data import units
+    from mimviewer.render import FrameRenderer
+
+    bar = FrameRenderer.for_units("dBZ", to_physical=units.unit_to_dbz).frame_bar()
+    assert bar.positions and all(0.0 <= p <= 1.0 for p in bar.positions)
+    assert bar.values[0] == 10.0 and bar.labels[0] == "10"
+    assert bar.positions[0] == pytest.approx(units.dbz_to_unit(10.0))

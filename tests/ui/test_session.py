@@ -122,9 +122,11 @@ def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_uni
     assert s.renderer.difference_bar().labels[-1] == "+128"
 
 
-def test_the_window_start_stops_where_the_whole_context_and_horizon_still_fit(session):
-    """8 + 4 frames for pre 4 + aft 4: the window may start at frame 4 at the latest, never later."""
+def test_the_context_always_fits_and_a_horizon_past_the_end_is_said_so(session):
+    """12 frames, pre 4 + aft 4: moved past the end, the window keeps its whole context; the
+    predicted frames beyond the data are marked as not observed, not silently dropped."""
     session.set_sequence(np.random.default_rng(1).random((12, 1, 16, 16), dtype=np.float32), source="long")
-    assert session.max_start == 4
     session.start = 10
-    assert session.start == 4 and (session.pre, session.aft) == (4, 4)
+    assert session.start == 8 and (session.pre, session.aft) == (4, 4)
+    assert session.is_observed(3) and not session.is_observed(4)
+    assert "not observed" in session.frame_note(5)

@@ -107,16 +107,13 @@ def test_a_new_request_cancels_the_running_one(qtbot, window, tiny_files):
     assert slot.done_steps == window.session.steps and slot.finished
 
 
-def test_moving_the_window_along_a_long_sequence_reruns(qtbot, window, tiny_files):
-    sequence, checkpoint = tiny_files  # 12 frames, the model uses 6 + 6: no room
+def test_moving_now_along_a_long_sequence_reruns(qtbot, window, tiny_files):
+    sequence, checkpoint = tiny_files  # 12 frames, the model uses 6 + 6
     window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)
-    assert not window.timeline.window_start.isVisibleTo(window)
     session = window.session
-    session.slots[0].model.config.aft = 4  # shorter horizon: 2 frames of room
-    window.timeline.reset()
-    assert window.timeline.window_start.isVisibleTo(window)
-    window.timeline.window_start.setValue(2)
+    assert window.timeline.now_spin.isVisibleTo(window) and session.start == 0
+    window.timeline.now_spin.setValue(7)  # "now" = frame 7: the context is frames 2..7
     assert session.start == 2
     wait_finished(qtbot, window)
     session.frame = 3

@@ -25,20 +25,19 @@ def _long_sequence(tmp_path, frames: int = 40):
     return path
 
 
-def test_the_window_start_lives_in_the_timeline_and_stops_where_the_horizon_still_fits(
+def test_the_forecast_spin_boxes_live_in_the_timeline_and_keep_the_context_whole(
     qtbot, window, tiny_files, tmp_path
 ):
     _, checkpoint = tiny_files
     window.open_paths(sequence=_long_sequence(tmp_path), checkpoint=checkpoint)
     wait_finished(qtbot, window)
-    spin = window.timeline.window_start
-    assert not spin.isWindow() and spin.isVisible()  # in the timeline's row, not a floating window
-    assert window.timeline.isAncestorOf(spin)
-    assert spin.maximum() == 40 - 12  # 40 frames, pre 6 + aft 6
-    spin.setValue(spin.maximum() + 5)
-    assert window.session.start == 28
+    timeline = window.timeline
+    for spin in (timeline.context_spin, timeline.horizon_spin, timeline.now_spin):
+        assert not spin.isWindow() and spin.isVisible() and timeline.isAncestorOf(spin)  # in the row
+    timeline.now_spin.setValue(timeline.now_spin.maximum() + 5)
     wait_finished(qtbot, window)
-    assert (window.session.pre, window.session.aft) == (6, 6)  # the full context and horizon
+    assert timeline.now_spin.value() == 39 and window.session.pre == 6  # the whole context, from the data
+    assert "not observed" in window.session.frame_note(window.session.timeline_length - 1)
 
 
 def _bars_inside(panel) -> bool:
