@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from mimviewer import __version__
 from mimviewer.errors import MimviewerError
+from mimviewer.limits import check_flags
 
 # Subcommand modules under mimviewer.commands, in help order.
 COMMANDS = (
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `mimviewer` opens the empty window
         args = parser.parse_args(["view"])
     try:
+        check_flags(vars(args))  # every command's numbers: finite, and in range by name (limits.py)
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not later at exit as a traceback
         return code

@@ -282,3 +282,45 @@ def check_train_values(values: Mapping[str, Any]) -> None:
         if not isinstance(values["model"], Mapping):
             raise MimviewerError(f"model must map config fields to values, not {shorten(values['model'])}")
         check_nesting(values["model"], "model")
+
+
+# -- every command's flags, by name -------------------------------------------------------
+
+# A flag of this name means the same in every command that has it (predict, export, view,
+# watch, sweep, attribute, what-if, delta, study, ...): its range is checked once, in cli.py,
+# before the command runs, so a new command's --pre or --fps is bounded too.
+FLAG_RANGES: dict[str, tuple[float, float]] = {
+    "pre": (1, FIELD_RANGES["pre"][1]),
+    "aft": (1, FIELD_RANGES["aft"][1]),
+    "batch_size": (1, MAX_BATCH),
+    "fps": (1 / 60, 240),
+    "sequences": (1, 10_000),
+    "start": (0, 2**40),
+    "frame": (0, 2**40),
+    "seed": (0, 2**62),
+    "lo": (0.0, 1.0),
+    "hi": (0.0, 1.0),
+    "threads": (1, 1024),
+    "channels": (1, FIELD_RANGES["channels"][1]),
+    "patch_size": (1, FIELD_RANGES["patch_size"][1]),
+    "filter_size": (1, FIELD_RANGES["filter_size"][1]),
+    "interval": (1e-6, 1e6),
+    "settle": (0.0, 86_400.0),
+    "give_up": (0.0, 1e9),
+    "max_forecasts": (0, 2**40),
+    "stop_after": (0, 1e12),
+    "eps": (0.0, 1e6),
+    "blur_sigma": (1e-6, 1e4),
+}
+
+
+def check_flags(values: Mapping[str, Any]) -> None:
+    """Every parsed flag: floats finite (``--fps nan``, ``--lr inf``), known names in range."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise MimviewerError(f"{flag} must be a finite number, got {value}")
+        if name in FLAG_RANGES:
+            check_flag(value, flag, *FLAG_RANGES[name])

@@ -177,7 +177,7 @@ CASES: list[tuple[str, list[str], str, tuple[str, ...]]] = [
         r"would need about 20 MiB; this machine can hold 1 MiB",
         (),
     ),
-    ("pre-0", [*PREDICT, "--pre", "0"], "--pre and --aft must be >= 1", ()),
+    ("pre-0", [*PREDICT, "--pre", "0"], "--pre must be in 1..10000", ()),
     ("batch-size-0", [*PREDICT, "--batch-size", "0"], "--batch-size must be in 1..4096", ()),
     ("export-start-negative", [*EXPORT, "--start", "-4"], "--start must be in", ()),
     ("hdf5-strings", ["predict", CK, "strings.h5", "-o", "o.npy"], "byte strings", ("strings.h5",)),
@@ -205,7 +205,7 @@ CASES: list[tuple[str, list[str], str, tuple[str, ...]]] = [
     ("val-every-0", [*TRAIN, "--val-every", "0"], "--val-every must be in", ()),
     ("sampling-stop-0", [*TRAIN, "--sampling-stop", "0"], "--sampling-stop must be in", ()),
     ("sampling-stop-negative", [*TRAIN, "--sampling-stop", "-1"], "--sampling-stop must be in", ()),
-    ("lr-nan", [*TRAIN, "--lr", "nan"], "--lr must be in", ()),
+    ("lr-nan", [*TRAIN, "--lr", "nan"], "--lr must be a finite number", ()),
     ("val-sequences-0", [*TRAIN, "--val-sequences", "0"], "--val-sequences must be in", ()),
     (
         "train-too-big",
@@ -214,6 +214,25 @@ CASES: list[tuple[str, list[str], str, tuple[str, ...]]] = [
         (),
     ),
     ("missing-file", ["info", "nowhere.pth"], "no such file", ("nowhere.pth",)),
+    # the same flag names in every command, checked once before any command runs
+    ("view-aft-1e9", ["view", IN, "--checkpoint", CK, "--aft", "1000000000"], "--aft must be in", ()),
+    (
+        "watch-interval-0",
+        ["watch", "pngs", "--checkpoint", CK, "--interval", "0"],
+        "--interval must be in",
+        (),
+    ),
+    ("watch-fps-nan", ["watch", "pngs", "--checkpoint", CK, "--fps", "nan"], "--fps must be a finite", ()),
+    ("sweep-batch-0", ["sweep", CK, IN, "-o", "s.csv", "--batch-size", "0"], "--batch-size must be in", ()),
+    ("delta-sequences-0", ["delta", CK, "-o", "d.json", "--sequences", "0"], "--sequences must be in", ()),
+    ("whatif-fps-inf", ["whatif", CK, IN, "--edits", "e.json", "-o", "w.gif", "--fps", "inf"], "--fps", ()),
+    (
+        "attribute-steps-1e9",
+        ["attribute", CK, IN, "-o", "a.png", "--steps", "1000000000"],
+        "--steps must",
+        (),
+    ),
+    ("attribute-sigma-nan", ["attribute", CK, IN, "-o", "a.png", "--blur-sigma", "nan"], "--blur-sigma", ()),
     ("folder-as-checkpoint", ["info", "pngs"], "is a folder", ("pngs",)),
 ]
 

@@ -171,7 +171,7 @@ def test_a_binary_train_json_is_one_line(tmp_path, capsys) -> None:
         (["--size", "0"], "--size"),
         (["--threads", "0"], "--threads"),
         (["--aft", "1000000000"], "aft"),
-        (["--patch-size", "0"], "patch_size"),
+        (["--patch-size", "0"], "patch-size"),
         (["--num-hidden", "0"], "num_hidden"),
     ],
 )
