@@ -20,6 +20,7 @@ import torch
 from mimviewer.accel import autocast, bf16_supported, captured_rollout, cuda_graph_note, no_autograd
 from mimviewer.data.normalise import normalise
 from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.limits import shorten
 from mimviewer.memory import RAW_BUDGET_BYTES, check_raw_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import HostStep, ProbeSpec, Trace, TraceRecorder
@@ -33,8 +34,12 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as exc:
-        raise MimviewerError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from exc
+    except (RuntimeError, TypeError, ValueError):
+        raise MimviewerError(f"unknown device {shorten(name)} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):  # meta computes nothing; mps, xpu, ... are not supported
+        raise MimviewerError(
+            f"device {shorten(name)} is not supported by mimviewer (use auto, cpu, cuda or cuda:N)"
+        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise MimviewerError(f"device {name!r} asked for, but no CUDA GPU is available here")

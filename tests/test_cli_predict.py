@@ -153,12 +153,21 @@ def test_info_describes_the_checkpoint(checkpoint: Path, capsys: pytest.CaptureF
             (),
             r"in.npy: frames must be uint8, uint16 or float, not int32",
         ),
-        (lambda: np.full((4, 16, 16), -0.5, np.float32), (), r"in.npy: 1024 pixel value\(s\) are negative"),
-        (lambda: np.full((4, 16, 16), 300.0, np.float32), (), r"in.npy: 1024 pixel value\(s\) are above 255"),
+        # the file is memory-mapped and checked where it is read (frame 0 first): counts are per frame
+        (
+            lambda: np.full((4, 16, 16), -0.5, np.float32),
+            (),
+            r"in.npy \(frame 0\): 256 pixel value\(s\) are negative",
+        ),
+        (
+            lambda: np.full((4, 16, 16), 300.0, np.float32),
+            (),
+            r"in.npy \(frame 0\): 256 pixel value\(s\) are above 255",
+        ),
         (
             lambda: np.where(np.eye(16)[None] > 0, np.nan, 0.5).repeat(4, 0),
             (),
-            r"in.npy: 64 pixel value\(s\) are NaN",
+            r"in.npy \(frame 0\): 16 pixel value\(s\) are NaN",
         ),
         (lambda: np.zeros((16, 16), np.float32), (), r"expected frames \(N,T,C,H,W\)"),
         (lambda: np.zeros((4, 16, 16), np.float32), ("--device", "cuda:7"), r"cuda:7"),

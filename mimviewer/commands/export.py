@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.limits import check_flag, check_fps, check_rollout
 
 if TYPE_CHECKING:
     from mimviewer.data import Sequence
@@ -117,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.stats, sources)
     spec = probe_spec(args) if args.stats else None  # checked (lo < hi, ...) before any work
     device = pick_device(args.device)
+    check_fps(args.fps)
+    check_flag(args.start, "--start", 0, 2**40)
+    check_flag(args.sample, "--sample", -(2**40), 2**40)
 
     if args.demo:
         if args.checkpoint or args.input:
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     aft = args.aft if args.aft is not None else config.aft
     if pre < 1 or aft < 1 or args.start < 0:
         raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
+    check_rollout(config, pre, aft, 1, source=str(args.input or "the demo data"), trace=bool(args.stats))
     plan = _plan(args, len(sequence), pre, aft, config.aft, sequence.meta.frame_interval_s)
     shape = (config.channels, config.height, config.width)
     stop = min(plan.now + aft + 1, len(sequence))

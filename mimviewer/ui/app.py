@@ -93,7 +93,9 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
     window.show()
     setup(window)
     if screenshot is None:
-        return app.exec()
+        code = app.exec()
+        wait_for_workers()
+        return code
     status = {"code": 0}
     # A local loop, not app.exec()/app.quit(): quitting the application would also end every
     # later event loop of this process (tests run several windows in one process).
@@ -116,4 +118,12 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
 
     when_finished(window, shoot)
     loop.exec()
+    wait_for_workers()
     return status["code"]
+
+
+def wait_for_workers() -> None:
+    """After the last window closed: let a step still running in a thread end (it was asked to stop)."""
+    from PySide6.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
 
 from mimviewer.render import DIVERGING, ColourBar
@@ -43,6 +43,25 @@ def _shorten(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _set_fitted(
+    label: pg.LabelItem, text: str, width: int, colour: str, size: str, *, bold: bool = False, keep: str = ""
+) -> None:
+    """Set ``text + keep`` with ``text`` elided to fit ``width`` pixels: a long title (or one
+    marked "(not computed yet)", which ``keep`` holds whole) never widens its column and
+    pushes the colour bars out of the window."""
+    font = QFont()
+    font.setPointSizeF(float(size.removesuffix("pt")))
+    font.setBold(bold)
+    metrics = QFontMetrics(font)
+    room = width - 8 - metrics.horizontalAdvance(keep)
+    if room >= 24:
+        fitted = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room) + keep
+    else:  # a very narrow column: everything elided, the marker included
+        fitted = metrics.elidedText(text + keep, Qt.TextElideMode.ElideRight, max(width - 8, 12))
+    label.setText(f"<b>{fitted}</b>" if bold else fitted, color=colour, size=size)
+    label.setMinimumWidth(0)  # LabelItem asks for its text's width; the elided text already fits
+
+
 class FramesPanel(QWidget):
     """One image view per column; the session says what each shows."""
 
@@ -60,6 +79,8 @@ class FramesPanel(QWidget):
         self.images: dict[str, pg.ImageItem] = {}
         self.titles: dict[str, pg.LabelItem] = {}
         self.header: pg.LabelItem | None = None  # frame number and whether it is context or predicted
+        self.bars: list[pg.PlotItem] = []  # the colour bars (intensity, difference)
+        self._column_width = 200  # pixels of one view column (set by _equal_columns)
         self.borders: dict[str, QGraphicsRectItem] = {}
         self.absent: dict[str, pg.TextItem] = {}  # "not observed yet" over GT / difference views
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -95,6 +116,7 @@ class FramesPanel(QWidget):
     def rebuild(self) -> None:
         self.graphics.clear()
         self.views, self.images, self.titles, self.borders, self.absent = {}, {}, {}, {}, {}
+        self.bars = []
         if self.session.frames is None:
             self.graphics.addLabel(
                 "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
@@ -136,11 +158,11 @@ class FramesPanel(QWidget):
         for row in range(rows):
             grid.setRowStretchFactor(2 * row + 2, 10)
         renderer = self.session.renderer
-        bar = colour_bar(renderer.frame_bar(), renderer.lut)
-        self.graphics.addItem(bar, row=2, col=3, rowspan=2 * rows - 1)
+        self.bars.append(colour_bar(renderer.frame_bar(), renderer.lut))
+        self.graphics.addItem(self.bars[-1], row=2, col=3, rowspan=2 * rows - 1)
         if len(columns) > 1:
-            diff = colour_bar(renderer.difference_bar(), DIVERGING)
-            self.graphics.addItem(diff, row=2, col=4, rowspan=2 * rows - 1)
+            self.bars.append(colour_bar(renderer.difference_bar(), DIVERGING))
+            self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
         self.reset_zoom()
         self.region = self.brush_overlay = None
         self.show_region()
@@ -157,8 +179,10 @@ class FramesPanel(QWidget):
             return
         bars = 2 * (BAR_WIDTH + 10)
         width = max(60, (self.graphics.width() - bars - 30) // 3)
+        self._column_width = width
         for col in range(3):
             self.graphics.ci.layout.setColumnFixedWidth(col, width)
+        self.show_frame()  # titles are elided to the new width
 
     def _sync_from(self, source: pg.ViewBox) -> None:
         """The user zoomed or panned one view: show the same region in every other view."""
@@ -186,7 +210,9 @@ class FramesPanel(QWidget):
         observed = session.is_observed(frame)
         for absent in self.absent.values():
             absent.setVisible(not observed)
-        self.header.setText(f"<b>{session.frame_status(frame)}</b>", color=colour)
+        _set_fitted(
+            self.header, session.frame_status(frame), 3 * self._column_width, colour, "11pt", bold=True
+        )
         for name, title in self.columns():
             label = self.titles.get(name)
             if label is None:
@@ -196,7 +222,7 @@ class FramesPanel(QWidget):
                 marker = " (not observed yet)" if name == "gt" else " (no truth yet)"
             elif name != "gt" and images.get(name) is None:
                 marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
-            label.setText(f"{_shorten(title)}{marker}", color=colour, size="9pt")
+            _set_fitted(label, _shorten(title), self._column_width, colour, "9pt", keep=marker)
         pen = QPen(QColor(colour))
         pen.setWidth(4)
         pen.setCosmetic(True)

@@ -69,6 +69,12 @@ class HeatmapDialog(QDialog):
         self.finished.connect(self._disconnect)
         self._refresh()
 
+    def show_cell(self, slot: int, layer: int, name: str) -> None:
+        """Show another heatmap in this same dialog (a click elsewhere in the grid)."""
+        self.slot, self.layer, self.name = slot, layer, name
+        self.setWindowTitle(f"layer {layer} · {describe(name)}")
+        self._refresh()
+
     def _disconnect(self, *_args) -> None:
         for event in (self.session.events.frame, self.session.events.internals, self.session.events.step):
             event.disconnect(self._refresh)
@@ -406,6 +412,14 @@ class InternalsPanel(QWidget):
         return self.grid.cell_at(scene_pos)
 
     def enlarge(self, layer: int, name: str) -> HeatmapDialog:
+        """The enlarged heatmap: one dialog, reused (and raised) for every later click."""
+        if self.dialogs:
+            dialog = self.dialogs[-1]
+            dialog.show_cell(self.slot, layer, name)
+            dialog.show()
+            dialog.raise_()
+            dialog.activateWindow()
+            return dialog
         dialog = HeatmapDialog(self.session, self.slot, layer, name, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.destroyed.connect(lambda *_: self.dialogs.remove(dialog) if dialog in self.dialogs else None)

@@ -16,6 +16,7 @@ import torch
 
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.limits import check_rollout
 from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
@@ -56,7 +57,7 @@ def inference(
         raise DataError("open a sequence first")
     pre, aft = session.pre, session.aft
     window = session.frames  # fixed for this run, even if the user opens another file meanwhile
-    frames = window[:pre]
+    frames = np.asarray(window[:pre])  # only the context is read
     renderer, units, source = session.renderer, session.units, session.source
     dev = pick_device(device)
     outputs_of = {i: s.outputs for i, s in session.models if s.finished and s.outputs is not None}
@@ -72,6 +73,7 @@ def inference(
                 f"{source or 'the sequence'} has frames (C, H, W) = {frames.shape[1:]} but "
                 f"{slot.name} expects {(cfg.channels, cfg.height, cfg.width)}"
             )
+        check_rollout(cfg, pre, aft, 1, source=source or "the sequence", trace=True)  # one line, not a crash
         probes = probe_spec(session, model)
         generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
         while True:
@@ -158,7 +160,7 @@ def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarra
     if session.frames is None:
         raise DataError("open a sequence first")
     gt = np.full((session.pre + session.aft, *session.frames.shape[1:]), np.nan, np.float32)
-    observed = session.frames[: session.pre + session.aft]
+    observed = np.asarray(session.frames[: session.pre + session.aft])
     gt[: len(observed)] = observed
     predictions: dict[str, np.ndarray] = {}
     for index, slot in session.models:

@@ -37,7 +37,7 @@ def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dic
     scored = min(len(outputs), len(window) - 1)  # frames 1..scored have a truth
     timeline = {name: np.full(len(outputs) + 1, np.nan) for name in metric_names(units)}
     if scored > 0:
-        values = frame_metrics(window[1 : scored + 1], outputs[:scored], units=units)
+        values = frame_metrics(np.asarray(window[1 : scored + 1]), outputs[:scored], units=units)
         for name, per_frame in values.items():
             timeline.setdefault(name, np.full(len(outputs) + 1, np.nan))[1 : scored + 1] = per_frame
     return timeline

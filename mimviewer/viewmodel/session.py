@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimviewer.data.lazy import LazyFrames
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.forecast import ForecastPlan, default_now
 from mimviewer.nets.base import RecurrentModel
@@ -42,7 +43,6 @@ from mimviewer.viewmodel.whatif import EDITED, WhatIfState
 from mimviewer.whatif import Edit, EditList
 
 RADAR_UNITS = ("dBZ", "mm/h")
-MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
 
 
 class Session(InternalsState):
@@ -50,7 +50,8 @@ class Session(InternalsState):
 
     def __init__(self) -> None:
         self.events = SessionEvents()
-        self.all_frames: np.ndarray | None = None  # (T, C, H, W) model scale: the whole sequence read
+        # (T, C, H, W) model scale: the whole sequence, an array or read lazily from its file (LazyFrames)
+        self.all_frames: np.ndarray | LazyFrames | None = None
         self._gt_cache: dict[int, np.ndarray] = {}  # drawn GT images by absolute frame index
         self.units = "intensity"
         self.source = ""
@@ -88,7 +89,8 @@ class Session(InternalsState):
         """Show ``frames`` (T, C, H, W) in model scale [0, 1]; ``to_physical`` maps back to units;
         ``notes`` say what was done to the frames on the way (shown to the user);
         ``frame_interval_s`` and ``last_time`` give forecasts their lead and valid times."""
-        frames = np.asarray(frames, np.float32)
+        if not isinstance(frames, LazyFrames):  # a file's frames stay lazy: read where looked at
+            frames = np.asarray(frames, np.float32)
         if frames.ndim == 3:
             frames = frames[:, None]
         if frames.ndim != 4:
@@ -221,7 +223,8 @@ class Session(InternalsState):
             return
         cfg = self.slots[0].model.config if self.slots[0] is not None else None
         shape = None if cfg is None else (cfg.channels, cfg.height, cfg.width)
-        seq, frames, notes = adapt(opened, shape, fit=self.fit, stop=MAX_FRAMES)
+        seq, _, notes = adapt(opened, shape, fit=self.fit, stop=1)  # the notes; frames read lazily:
+        frames = LazyFrames(seq, channels=None if shape is None else shape[0])  # where looked at
         self.set_sequence(
             frames,
             units=seq.meta.units,
@@ -424,6 +427,7 @@ class Session(InternalsState):
     def frame_notes(self) -> list[str]:
         """One line per timeline frame (context, lead, valid time, not observed) for exports."""
         return [self.frame_note(k) for k in range(self.timeline_length)]
+
     # -- attribution (the job runs in a worker: viewmodel.attribution.attribution_job) -----------
     def set_region(self, region: tuple[int, int, int, int] | None) -> None:
         """The rectangle of the predicted frame to explain (x0, y0, x1, y1; None: none)."""
