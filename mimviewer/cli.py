@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from mimviewer import __version__
 from mimviewer.errors import MimviewerError
+from mimviewer.limits import check_flags
 
 # Subcommand modules under mimviewer.commands, in help order.
 COMMANDS = (
@@ -31,8 +34,15 @@ COMMANDS = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error (usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mimviewer",
         description="Look inside recurrent video-prediction models. Without a subcommand, opens the window.",
     )
@@ -49,13 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:  # plain `mimviewer` opens the empty window
         args = parser.parse_args(["view"])
     try:
-        return int(args.run(args) or 0)
+        check_flags(vars(args))  # every command's numbers: finite, and in range by name (limits.py)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not later at exit as a traceback
+        return code
     except MimviewerError as exc:
-        print(f"mimviewer: error: {exc}", file=sys.stderr)
+        print(f"mimviewer: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mimviewer info X | head -0`: the reader left; say so once, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("mimviewer: error: standard output was closed before everything was written", file=sys.stderr)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
     except KeyboardInterrupt:
         print("mimviewer: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a file name may hold a newline), cut to a readable length."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 2000 else text[:1990] + " [...]"
 
 
 if __name__ == "__main__":

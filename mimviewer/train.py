@@ -4,8 +4,10 @@ One run lives in one folder::
 
     RUN_DIR/train.json          the TrainConfig (what to train, how; the reproducible recipe)
     RUN_DIR/model.safetensors   latest weights in our own self-describing format
-    RUN_DIR/train_state.pt      step, optimizer, RNG state, loss history: plain tensors/dicts,
-                                loadable with torch.load(weights_only=True)
+    RUN_DIR/train_state.pt      step, that step's weights, optimizer, RNG state, loss history:
+                                plain tensors/dicts, loadable with torch.load(weights_only=True);
+                                resuming reads the weights from here, so a kill between
+                                the two files' writes never mixes two steps (resume.py)
     RUN_DIR/log.jsonl           one JSON line per validation
 
 Determinism: the model is initialised from ``seed``; training batch ``k`` is generated
@@ -38,6 +40,7 @@ import torch
 
 from mimviewer.atomic import atomic_file, write_text
 from mimviewer.errors import DataError, MimviewerError
+from mimviewer.limits import check_train_values, check_training, memory_budget, shorten
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config
 
 SYNTHETIC = ("digits", "storms")
@@ -83,6 +86,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_train_values(dataclasses.asdict(self))  # types, ranges, no division by zero (limits.py)
         if self.schedule not in SCHEDULES:
             raise MimviewerError(f"unknown schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if self.sampling not in SAMPLINGS:
@@ -135,10 +139,23 @@ class TrainConfig:
         return shlex.join([*words, "--out", out])
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
-        d = json.loads(text)
-        d["model"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d["model"].items()}
-        return cls(**d)
+    def from_json(cls, text: str, source: str = "train.json") -> TrainConfig:
+        """A recipe from JSON; anything malformed is one MimviewerError naming ``source``."""
+        try:
+            d = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise MimviewerError(f"{source}: not valid JSON ({shorten(str(exc), 60)})") from None
+        if not isinstance(d, dict):
+            raise MimviewerError(f"{source}: expected a JSON object (a training recipe)")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise MimviewerError(f"{source}: unknown field(s) {shorten(sorted(unknown), 80)}")
+        try:
+            check_train_values(d)
+            d["model"] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get("model", {}).items()}
+            return cls(**d)
+        except MimviewerError as exc:
+            raise MimviewerError(f"{source}: {exc}") from None
 
 
 # -- data --------------------------------------------------------------------------------
@@ -195,7 +212,9 @@ def sequence_data(path: Path, length: int, val_windows: int, seed: int) -> Train
 
     seq = open_sequence(path)
     total = len(seq)
-    frames = seq.frames(0, total)  # (T, C, H, W) in [0, 1]
+    # Read whole when it fits a quarter of the memory budget (fast batches), else window by window.
+    whole = total * math.prod(seq.shape[1:]) * 4 <= memory_budget() // 4
+    frames = seq.frames(0, total) if whole else _Windows(seq)  # (T, C, H, W) in [0, 1]
     split = int(total * 0.9)
     if split < length or total - split < length:
         raise DataError(
@@ -210,6 +229,16 @@ def sequence_data(path: Path, length: int, val_windows: int, seed: int) -> Train
         return np.stack([frames[s : s + length] for s in starts])
 
     return TrainingData(batch, held_out, seq.meta.units, f"{path.name}, {total} frames")
+
+
+class _Windows:
+    """``frames[s : s + n]`` of a sequence too long to hold, read from the file on each slice."""
+
+    def __init__(self, seq: Any):
+        self._seq = seq
+
+    def __getitem__(self, window: slice) -> np.ndarray:
+        return self._seq.frames(window.start, window.stop)
 
 
 # -- schedules ---------------------------------------------------------------------------
@@ -369,26 +398,37 @@ def train(
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Train (or continue) the run in ``run_dir``; returns after ``cfg.steps`` or ``stop_after`` steps."""
-    from mimviewer.checkpoints import load_checkpoint, save_checkpoint
+    from mimviewer.checkpoint_guard import check_against_model
+    from mimviewer.checkpoints import load_checkpoint, load_weights, save_checkpoint
     from mimviewer.inference import pick_device
+    from mimviewer.resume import resume_point
 
     run_dir = Path(run_dir)
     dev = pick_device(device)
     configure_device(dev)
     pre, aft = cfg.model_config().pre, cfg.model_config().aft
+    if cfg.data in SYNTHETIC:  # the generated held-out set counts too: checked before it is made
+        check_training(cfg.model_config(), pre, aft, cfg.batch_size, cfg.val_sequences)
     data = make_data(cfg, pre + aft)
     model_cfg = cfg.model_config(frame=data.held_out.shape[2:], units=data.units)
+    check_training(model_cfg, pre, aft, cfg.batch_size, cfg.val_sequences)
     if cfg.loss == "balanced" and data.units != "dBZ":
         raise MimviewerError(
             f"--loss balanced weighs rain rates and needs radar data in dBZ, not {data.units}"
         )
 
     state_path = run_dir / "train_state.pt"
-    if resume:
-        if not state_path.exists():
-            raise MimviewerError(f"{run_dir}: no train_state.pt to resume from")
-        model = load_checkpoint(run_dir / "model.safetensors").model
-        state = torch.load(state_path, weights_only=True, map_location="cpu")
+    if resume:  # the state's own weights and step stamp: never a mix of two steps (mimviewer/resume.py)
+        point = resume_point(run_dir)
+        if point.note:
+            log(point.note)
+        if point.weights is None:
+            model = load_checkpoint(run_dir / "model.safetensors").model
+        else:
+            check_against_model(state_path, model_cfg, point.weights, create_model, load_weights)
+            model = create_model(model_cfg)
+            model.load_state_dict(point.weights, strict=True)
+        state = point.state
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "train.json", cfg.to_json() + "\n")
@@ -400,8 +440,14 @@ def train(
     mask_rng = torch.Generator().manual_seed(cfg.seed)
     step, losses, wall = 0, [], 0.0
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        mask_rng.set_state(state["mask_rng"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            mask_rng.set_state(state["mask_rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise MimviewerError(
+                f"{state_path}: its optimizer or generator state does not fit this run "
+                f"({shorten(str(exc), 80)})"
+            ) from None
         step, losses, wall = int(state["step"]), list(state["losses"]), float(state["wall_s"])
 
     def save(wall_s: float) -> None:
@@ -413,7 +459,8 @@ def train(
         }
         save_checkpoint(run_dir / "model.safetensors", model, metadata)
         state = {
-            "step": step,
+            "step": step,  # the stamp model.safetensors carries as train_steps
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "mask_rng": mask_rng.get_state(),
             "losses": losses,

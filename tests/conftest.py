@@ -18,3 +18,14 @@ torch.set_num_threads(1)
 def _seeded() -> None:
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def fork_server():
+    """One process with torch imported that forks a real child process per command line
+    (tests/cli_forkserver.py): the CLI, lazy-read and hostile-file suites share it."""
+    from cli_forkserver import ForkServer
+
+    server = ForkServer()
+    yield server
+    server.close()

@@ -20,7 +20,7 @@ from mimviewer.checkpoints import (
     save_checkpoint,
 )
 from mimviewer.errors import CheckpointError, ConfigError, ShapeError
-from mimviewer.nets import create_model, list_models
+from mimviewer.nets import create_model
 
 OPENSTL_CONFIG = Path("/tmp/openstl/configs/mmnist/PredRNN.py")
 
@@ -134,8 +134,6 @@ ONE_D = ("lstm", "lstmp", "sru")  # vector cells: no convolutions, no LayerNorm
     [(a, ln) for a in sorted(CASES) for ln in (False, True) if not (ln and a in ONE_D)],
 )
 def test_config_is_inferred_from_the_weights(arch: str, layer_norm: bool, tmp_path: Path) -> None:
-    if arch not in list_models():
-        pytest.skip(f"{arch} is not in mimviewer yet")
     is_1d = arch in ONE_D
     model = tiny(arch, layer_norm=layer_norm, channels=3, **CASES[arch])
     path = tmp_path / "weights.pth"
@@ -163,8 +161,6 @@ def test_config_is_inferred_from_the_weights(arch: str, layer_norm: bool, tmp_pa
 
 @pytest.mark.parametrize("arch", ["convlstm", "mim", "e3d_lstm"])
 def test_frame_size_comes_from_layernorm_or_peephole_shapes(arch: str, tmp_path: Path) -> None:
-    if arch not in list_models():
-        pytest.skip(f"{arch} is not in mimviewer yet")
     model = tiny(arch, layer_norm=arch == "convlstm", patch_size=4, height=24, width=32, num_hidden=(4, 4))
     torch.save(model.state_dict(), tmp_path / "w.pth")
     loaded = load_checkpoint(tmp_path / "w.pth")  # no hint at all

@@ -30,10 +30,9 @@ def test_the_window_is_shown_before_torch_is_imported(tmp_path):
     assert "torch imported before the window was shown: False" in done.stdout, done.stdout + done.stderr
 
 
-def test_the_view_models_copy_of_the_trace_layout_matches_the_trace():
-    from mimviewer import trace
-    from mimviewer.viewmodel import readout
+def test_the_trace_re_exports_its_torch_free_names():
+    from mimviewer import trace, trace_spec
 
-    assert readout.MAP_REDUCTIONS == trace.MAP_REDUCTIONS
-    assert readout.STAT_NAMES == trace.STAT_NAMES
-    assert readout._split_key(trace.key(3, "f'")) == trace.split_key("3/f'") == (3, "f'")
+    for name in ("QUANTITIES", "MAP_REDUCTIONS", "STAT_NAMES", "KINDS", "KIND_MEASURES", "ProbeSpec", "key"):
+        assert getattr(trace, name) is getattr(trace_spec, name)
+    assert trace.split_key(trace.key(3, "f'")) == (3, "f'")

@@ -21,9 +21,11 @@ from typing import Any
 
 import torch
 
+from mimviewer import checkpoint_guard as guard
 from mimviewer.checkpoints.openstl import openstl_fields
 from mimviewer.checkpoints.safe_load import torch_load
 from mimviewer.errors import CheckpointError
+from mimviewer.limits import shorten
 
 CONFIG_KEY = "mimviewer.config"  # safetensors metadata key holding the ModelConfig JSON
 FORMAT_KEY = "mimviewer.format"  # safetensors metadata key marking our own files
@@ -51,6 +53,7 @@ def _is_safetensors(path: Path) -> bool:
 def _read_safetensors(path: Path) -> RawCheckpoint:
     from safetensors import SafetensorError, safe_open
 
+    guard.check_safetensors_header(path)  # declared dtypes, shapes and sizes, before any tensor is read
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
@@ -61,8 +64,12 @@ def _read_safetensors(path: Path) -> RawCheckpoint:
     if CONFIG_KEY in metadata:
         try:
             stated = json.loads(metadata.pop(CONFIG_KEY))
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path}: the config in its metadata is not valid JSON ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            raise CheckpointError(
+                f"{path}: the config in its metadata is not valid JSON ({shorten(str(exc), 60)})"
+            ) from None
+        if not isinstance(stated, dict):
+            raise CheckpointError(f"{path}: the config in its metadata is not a JSON object")
     fmt = "mimviewer" if metadata.pop(FORMAT_KEY, None) or stated else "safetensors"
     return RawCheckpoint(fmt, tensors, stated, metadata)
 
@@ -71,6 +78,7 @@ def _tensors_only(path: Path, d: Mapping) -> dict[str, torch.Tensor]:
     tensors = {str(k): v for k, v in d.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path}: not a checkpoint (no weight tensors found)")
+    guard.check_tensor_storage(path, tensors)  # declared shapes own their bytes (no stride-0 blow-up)
     return tensors
 
 
@@ -117,12 +125,7 @@ def _read_pickled(path: Path) -> RawCheckpoint:
 
 
 def read_file(path: Path) -> RawCheckpoint:
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
+    guard.check_readable(path)  # missing, folder, empty, permission denied: said as such
     if path.suffix == ".safetensors" or _is_safetensors(path):
         return _read_safetensors(path)
     return _read_pickled(path)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from mimviewer.errors import CheckpointError, ConfigError, ShapeError
+from mimviewer.limits import check_config_values, shorten
 from mimviewer.nets import ModelConfig, create_model, default_config, list_models, model_entry
 
 
@@ -75,7 +76,14 @@ def resolve_config(
 
     Returns the config and whether the weights fix the frame size.
     """
-    arch = stated.get("arch") or detect_arch(state_dict)
+    try:  # types and ranges of what the file and flags state, before any arithmetic on them
+        stated = check_config_values(stated)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    try:
+        arch = stated.get("arch") or detect_arch(state_dict)
+    except IndexError:  # a tensor with fewer dimensions than any architecture's
+        arch = None
     if arch is None:
         raise CheckpointError(
             f"{path}: unknown architecture: its weights match none of the models mimviewer knows "
@@ -98,7 +106,11 @@ def resolve_config(
             )
         except KeyError as exc:
             raise CheckpointError(
-                f"{path}: weights do not look like a {arch} model (no {exc.args[0]!r})"
+                f"{path}: weights do not look like a {arch} model (no {shorten(exc.args[0], 60)})"
+            ) from None
+        except IndexError:  # a weight with fewer dimensions than the architecture's own
+            raise CheckpointError(
+                f"{path}: weights do not look like a {arch} model (a weight has too few dimensions)"
             ) from None
         except ConfigError as exc:
             raise CheckpointError(f"{path}: {exc}") from None

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from mimviewer import checkpoint_guard as guard
 from mimviewer.checkpoints.formats import read_file
 from mimviewer.checkpoints.infer import FixedFrameSizeError, describe_keys, resolve_config
 from mimviewer.checkpoints.openstl import read_config_file
@@ -89,6 +90,7 @@ def load_checkpoint(
     config, fixed = resolve_config(
         path, raw.state_dict, stated, infer=raw.format != "mimviewer", frame_size=frame_size
     )
+    guard.check_against_model(path, config, raw.state_dict, create_model, load_weights)  # before allocating
     model = create_model(config)
     load_weights(path, model, raw.state_dict)
     model.to(device).eval()

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mimviewer.access import check_readable, os_error
 from mimviewer.errors import CheckpointError, ConfigError
+from mimviewer.limits import MAX_CONFIG_BYTES, check_config_values, shorten
 
 # OpenSTL method names (any case, punctuation ignored) -> our registry names.
 OPENSTL_METHODS: dict[str, str] = {
@@ -33,13 +35,15 @@ def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         key = re.sub(r"[^a-z0-9]", "", d["method"].lower())
         if key not in OPENSTL_METHODS:
             raise CheckpointError(
-                f"{source}: method {d['method']!r} is not a recurrent model mimviewer knows"
+                f"{source}: method {shorten(d['method'])} is not a recurrent model mimviewer knows"
             )
         fields["arch"] = OPENSTL_METHODS[key]
     try:
         if "num_hidden" in d:
             hidden = d["num_hidden"]
             items = hidden.split(",") if isinstance(hidden, str) else hidden
+            if len(items) > 4096:
+                raise ValueError(f"num_hidden lists {len(items):,} layers")
             fields["num_hidden"] = tuple(int(n) for n in items)
         for ours, theirs in (
             ("filter_size", "filter_size"),
@@ -55,8 +59,8 @@ def openstl_fields(d: Mapping[str, Any], *, source: str) -> dict[str, Any]:
         if d.get("in_shape") is not None:
             _, c, h, w = (int(n) for n in d["in_shape"])
             fields.update(channels=c, height=h, width=w)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: unreadable model settings ({exc})") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"{source}: unreadable model settings ({shorten(str(exc), 80)})") from None
     if fields.get("arch") == "e3d_lstm":
         fields.pop("filter_size", None)  # OpenSTL's E3D-LSTM ignores it: its kernels are always (2, 5, 5)
     return fields
@@ -69,22 +73,32 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     import, a computed value) is refused with the file and line.
     """
     path = Path(path)
+    size = check_readable(path, ConfigError, "config")
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes is not a config file (at most {MAX_CONFIG_BYTES:,})")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+        raise os_error(path, exc, ConfigError) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a config file (binary, not UTF-8 text)") from None
     if path.suffix == ".json":
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+            raise ConfigError(f"{path}: not valid JSON ({shorten(str(exc), 60)})") from None
         if not isinstance(d, dict):
             raise ConfigError(f"{path}: expected a JSON object of config fields")
-        return d
+        try:
+            return check_config_values(d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     try:
         tree = ast.parse(text, filename=str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}: not a Python config file (line {exc.lineno}: {exc.msg})") from None
+    except (RecursionError, MemoryError, ValueError):  # nested too deep for the parser; NUL bytes
+        raise ConfigError(f"{path}: not a config file (nested too deeply or not text)") from None
     values: dict[str, Any] = {}
     for node in tree.body:
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
@@ -95,11 +109,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             )
         try:
             value = ast.literal_eval(node.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             raise ConfigError(
                 f"{path}:{node.lineno}: {ast.unparse(node.targets[0])} is not a literal value "
                 "(config files are read as data, never executed)"
             ) from None
         for target in node.targets:
             values[target.id] = value  # type: ignore[union-attr]
-    return openstl_fields(values, source=str(path))
+    fields = openstl_fields(values, source=str(path))
+    try:
+        return check_config_values(fields)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from mimviewer import checkpoint_guard as guard
 from mimviewer.errors import CheckpointError
 
 
@@ -93,15 +94,18 @@ def _is_training_extra(name: str) -> bool:
 
 def _weights_only_load(path: Path, inert: list[str]) -> Any:
     safe = _SAFE_GLOBALS + [(_Inert, name) for name in inert]
+    mmap = guard.check_zip_pickle(path)  # a zip is bounded by its directory, then mapped, not read whole
     with warnings.catch_warnings(), torch.serialization.safe_globals(safe):
         warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": harmless, and not the user's to fix
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def torch_load(path: Path) -> Any:
     """``torch.load(weights_only=True)``; training extras become inert, code-running pickles are refused."""
     try:
         return _weights_only_load(path, [])
+    except CheckpointError:
+        raise
     except Exception as exc:
         error = exc
     asked = _pickle_globals(path)  # read with pickletools: nothing is imported or run

@@ -145,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.attribution import AttributionRequest, Region, iter_attribution
     from mimviewer.attribution_images import write_attribution_image
     from mimviewer.inference import pick_device, rollout
+    from mimviewer.limits import check_flag
 
+    check_flag(args.steps, "--steps", 1, 10_000)  # integrated gradients: one backward pass per step
     output = Path(args.output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise MimviewerError(f"{output}: attributions are written as {', '.join(OUTPUT_SUFFIXES)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
+from mimviewer.limits import check_flag, check_fps, check_rollout
 
 if TYPE_CHECKING:
     from mimviewer.data import Sequence
@@ -26,6 +27,7 @@ OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mimviewer.commands.predict import add_config_flags, add_fit_flag
+    from mimviewer.commands.probe_options import add_probe_flags
 
     parser = subparsers.add_parser(
         "export",
@@ -73,6 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     add_fit_flag(parser)
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -96,12 +99,12 @@ def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from mimviewer import export
     from mimviewer.atomic import check_output
+    from mimviewer.commands.probe_options import probe_spec
     from mimviewer.data import adapt
     from mimviewer.forecast import forecast_metrics
     from mimviewer.inference import pick_device, rollout
     from mimviewer.metrics import summary
     from mimviewer.render import FrameRenderer
-    from mimviewer.trace import ProbeSpec
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -113,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
     check_output(output, sources)
     if args.stats:
         check_output(args.stats, sources)
+    spec = probe_spec(args) if args.stats else None  # checked (lo < hi, ...) before any work
     device = pick_device(args.device)
+    check_fps(args.fps)
+    check_flag(args.start, "--start", 0, 2**40)
+    check_flag(args.sample, "--sample", -(2**40), 2**40)
 
     if args.demo:
         if args.checkpoint or args.input:
@@ -131,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     aft = args.aft if args.aft is not None else config.aft
     if pre < 1 or aft < 1 or args.start < 0:
         raise ShapeError(f"--pre, --aft must be >= 1 and --start >= 0, got {pre}, {aft}, {args.start}")
+    check_rollout(config, pre, aft, 1, source=str(args.input or "the demo data"), trace=bool(args.stats))
     plan = _plan(args, len(sequence), pre, aft, config.aft, sequence.meta.frame_interval_s)
     shape = (config.channels, config.height, config.width)
     stop = min(plan.now + aft + 1, len(sequence))
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     predictions: dict[str, np.ndarray] = {}
     trace = None
     for i, (model, name) in enumerate(zip(models, names, strict=True)):
-        probes = ProbeSpec() if args.stats and i == 0 else None
+        probes = spec if i == 0 else None
         result = rollout(model, context[None], pre, aft, probes=probes, device=device)
         predictions[name] = result.prediction[0]  # (aft, C, H, W)
         trace = trace or result.trace

@@ -19,6 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mimviewer.checkpoints import describe_checkpoint
+    from mimviewer.limits import FIELD_RANGES, check_flag
+
+    check_flag(args.channels, "--channels", 1, FIELD_RANGES["channels"][1])
 
     print(describe_checkpoint(args.checkpoint, channels=args.channels))
     return 0

@@ -9,7 +9,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from mimviewer.access import check_readable
+from mimviewer.commands.probe_options import add_probe_flags, probe_spec
 from mimviewer.errors import DataError, ShapeError
+from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_memory, check_rollout, shorten
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +43,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ModelConfig fields the user stated on the command line."""
+    for flag, value in (("--filter-size", args.filter_size), ("--patch-size", args.patch_size)):
+        check_flag(value, flag, 1, FIELD_RANGES[flag[2:].replace("-", "_")][1])
+    check_flag(args.channels, "--channels", 1, FIELD_RANGES["channels"][1])
     overrides: dict[str, Any] = {
         "arch": args.arch,
         "filter_size": args.filter_size,
@@ -52,7 +58,7 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
             overrides["num_hidden"] = tuple(int(n) for n in args.num_hidden.split(","))
         except ValueError:
             raise ShapeError(
-                f"--num-hidden must be sizes separated by commas, got {args.num_hidden!r}"
+                f"--num-hidden must be sizes separated by commas, got {shorten(args.num_hidden)}"
             ) from None
     options = {name: getattr(args, name) for name in ("peephole", "cifg") if getattr(args, name) is not None}
     if options:  # gate variants (nets/variants.py); they add to the checkpoint's own options
@@ -104,6 +110,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_fit_flag(parser)
     add_speed_flags(parser)
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -145,7 +152,7 @@ def add_fit_flag(parser: argparse.ArgumentParser) -> None:
 
 
 class InputFrames(NamedTuple):
-    sequences: list  # mimviewer.data.Sequence, one per input sequence
+    sequences: list  # mimviewer.data.Sequence per input sequence, read lazily (only the frames used)
     batched: bool  # False when the file held one sequence without an N axis
     notes: tuple[str, ...]  # what the input rule did to the values
 
@@ -157,17 +164,23 @@ def read_input(path: str | Path) -> InputFrames:
     ``mimviewer.data.open_sequence`` reads (videos, image folders, HKO-7 PNGs, .npz, HDF5,
     ODIM radar) is one sequence. Fitting to the model happens later (:func:`mimviewer.data.adapt`).
     """
-    from mimviewer.data import from_array, normalise, open_sequence
+    from mimviewer.data import open_sequence
+    from mimviewer.data.arrays import LazyArraySequence
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.suffix.lower() != ".npy":
         return InputFrames([open_sequence(path)], False, ())
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    check_readable(path, DataError, ".npy")
+    try:  # memory-mapped: only the frames a window uses are ever read and normalised
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (the file cannot be read by this user)") from None
+    except Exception as exc:  # a damaged header fails in many ways (ValueError, SyntaxError, EOFError)
+        raise DataError(f"{path}: not a readable .npy array ({shorten(str(exc), 80)})") from None
+    if not (array.dtype in (np.uint8, np.uint16) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{path}: frames must be uint8, uint16 or float, not {array.dtype}")
     batched = array.ndim == 5
     if array.ndim == 3:
         array = array[:, None]  # (T, 1, H, W)
@@ -177,14 +190,17 @@ def read_input(path: str | Path) -> InputFrames:
         raise ShapeError(
             f"{path}: expected frames (N,T,C,H,W), (T,C,H,W) or (T,H,W), got shape {array.shape}"
         )
-    frames, note = normalise(array, str(path))
-    sequences = [from_array(f, source=str(path)) for f in frames]
-    return InputFrames(sequences, batched, (note,) if note else ())
+    # One lazy sequence per N: each window read goes through the one input rule (data/normalise.py).
+    sequences = [
+        LazyArraySequence(array, source=str(path), kind="npy", layout="NTCHW", sequence=i)
+        for i in range(len(array))
+    ]
+    return InputFrames(sequences, batched, ())
 
 
 def _concat_traces(traces: list) -> Any:
     """One Trace over all batches: maps (steps, 4, B, ...) along axis 2, stats (steps, B, 6) along 1."""
-    from mimviewer.trace import Trace
+    from mimviewer.trace import Trace, split_key
 
     first = traces[0]
     if len(traces) == 1:
@@ -192,7 +208,8 @@ def _concat_traces(traces: list) -> Any:
     maps = {k: np.concatenate([t.maps[k] for t in traces], axis=2) for k in first.maps}
     stats = {k: np.concatenate([t.stats[k] for t in traces], axis=1) for k in first.stats}
     raw = {k: np.concatenate([t.raw[k] for t in traces], axis=1) for k in first.raw}
-    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw)
+    valid = {k: np.logical_and.reduce([t.valid_steps(*split_key(k)) for t in traces]) for k in first.maps}
+    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw, valid=valid)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -208,9 +225,9 @@ def run(args: argparse.Namespace) -> int:
     output = check_output(args.output, sources)
     if args.trace:
         check_output(args.trace, sources)
+    spec = probe_spec(args) if args.trace else None  # checked before any work
     device = pick_device(args.device)
-    if args.batch_size < 1:
-        raise ShapeError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_flag(args.batch_size, "--batch-size", 1, MAX_BATCH)
     inputs = read_input(args.input)
     first = inputs.sequences[0]
     t, c, h, w = first.shape
@@ -227,6 +244,14 @@ def run(args: argparse.Namespace) -> int:
     aft = args.aft if args.aft is not None else cfg.aft
     if pre < 1 or aft < 1:
         raise ShapeError(f"--pre and --aft must be >= 1, got pre={pre}, aft={aft}")
+    # before any frame is read: the rollout (and its trace) must fit this machine's memory
+    n = len(inputs.sequences)
+    check_rollout(cfg, pre, aft, min(n, args.batch_size), source=str(args.input), trace=bool(args.trace))
+    check_memory(
+        n * (pre + aft) * cfg.channels * cfg.height * cfg.width * 4,
+        f"{args.input}: {n} sequence(s) of {pre} context + {aft} predicted frames",
+        advice="predict fewer sequences at once",
+    )
     if t < pre:
         hint = "" if args.pre is not None else f" (the checkpoint's default); pass --pre {t} or fewer"
         raise ShapeError(f"{args.input} has {t} frames, fewer than the {pre} context frames asked for{hint}")
@@ -263,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
                 cuda_graph=graph,
             )
 
-        probes = ProbeSpec() if args.trace else None
+        probes = spec
         with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
             if args.delta_eps is None:
                 result = run_batch(probes)

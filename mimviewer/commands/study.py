@@ -72,8 +72,16 @@ def run(args: argparse.Namespace) -> int:
         if not all(tables):
             raise MimviewerError("give either sweep tables (.csv/.parquet) or models, not both")
         return run_sweeps(args)
+    from mimviewer.limits import check_flag, check_memory
     from mimviewer.study import study_model, write_study
     from mimviewer.train import TEST_SEED, TrainConfig, synthetic_frames
+
+    check_flag(args.sequences, "--sequences", 1, 10_000)
+    check_flag(args.lo, "--lo", 0.0, 1.0)
+    check_flag(args.hi, "--hi", 0.0, 1.0)
+    check_flag(args.seed, "--seed", 0, 2**62)
+    if not args.lo < args.hi:
+        raise MimviewerError(f"--lo ({args.lo:g}) must be below --hi ({args.hi:g})")
 
     results = []
     for model in args.models:
@@ -89,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         aft = cfg.aft if args.aft is None else args.aft
         if aft < 1:
             raise MimviewerError(f"--aft must be >= 1, got {aft}")
+        check_flag(aft, "--aft", 1, 10_000)
+        check_memory(
+            args.sequences * (cfg.pre + aft) * cfg.height * cfg.height * 4 * 2,
+            f"{path}: {args.sequences} held-out sequences of {cfg.pre}+{aft} frames "
+            f"of {cfg.height}x{cfg.height}",
+            advice="lower --sequences or --aft",
+        )
         frames = synthetic_frames(data, args.sequences, cfg.pre + aft, cfg.height, seed)
         results.append(study_model(name, loaded, frames, lo=args.lo, hi=args.hi, aft=aft))
     written = write_study(results, args.out)

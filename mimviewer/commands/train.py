@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from mimviewer.access import check_readable
 from mimviewer.errors import MimviewerError
+from mimviewer.limits import MAX_CONFIG_BYTES, check_flag
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -86,15 +88,24 @@ def model_overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     from mimviewer.train import TrainConfig, train
 
+    check_flag(args.threads, "--threads", 1, 1024)
+    check_flag(args.stop_after, "--stop-after", 0, 10**9)
     if args.threads:
         import torch  # here, not at the top: every command's parser is built at start-up
 
         torch.set_num_threads(args.threads)
     if args.resume:
         train_json = args.resume / "train.json"
-        if not train_json.exists():
+        if not train_json.is_file():
             raise MimviewerError(f"{args.resume}: not a run folder (no train.json)")
-        cfg = TrainConfig.from_json(train_json.read_text())
+        size = check_readable(train_json, MimviewerError, "train.json")
+        if size > MAX_CONFIG_BYTES:
+            raise MimviewerError(f"{train_json}: {size:,} bytes is not a training recipe")
+        try:
+            text = train_json.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise MimviewerError(f"{train_json}: not a training recipe (binary, not UTF-8 text)") from None
+        cfg = TrainConfig.from_json(text, source=str(train_json))
         run_dir = args.resume
     else:
         cfg = TrainConfig(

@@ -32,7 +32,7 @@ from mimviewer.errors import DataError, ShapeError
 _CHANNEL_SIZES = (1, 2, 3, 4)
 
 
-def guess_layout(shape: tuple[int, ...]) -> str:
+def guess_layout(shape: tuple[int, ...], source: str = "array") -> str:
     """The most likely axis order of an array of frames, from its shape alone."""
     if len(shape) == 2:
         return "HW"
@@ -48,7 +48,10 @@ def guess_layout(shape: tuple[int, ...]) -> str:
         return "TNHW"  # Moving MNIST
     if len(shape) == 5:
         return "NTCHW" if shape[2] in _CHANNEL_SIZES else "NTHWC"
-    raise ShapeError(f"cannot guess the axes of an array of shape {shape}; pass layout=")
+    raise ShapeError(
+        f"{source}: an array of shape {shape} has {len(shape)} axes; frames are read from 2 to 5 axes "
+        "(time T, height H, width W, and optionally channels C and sequences N)"
+    )
 
 
 def _check_layout(layout: str, shape: tuple[int, ...], source: str) -> str:
@@ -88,10 +91,17 @@ class LazyArraySequence(Sequence):
         keep: Any = None,
     ):
         shape = tuple(int(n) for n in array.shape)
+        dtype = np.dtype(array.dtype)
+        if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) or dtype == np.bool_:
+            what = {"S": "byte strings", "U": "text", "O": "Python objects", "b": "true/false values"}
+            raise DataError(
+                f"{source}: holds {what.get(dtype.kind, str(dtype))} ({dtype}), not numbers: "
+                "frames must be integers or floats"
+            )
         transforms = []
         if layout is None:
-            layout = guess_layout(shape)
-            transforms.append(f"axes {layout} (guessed from shape {shape}; pass layout= to override)")
+            layout = guess_layout(shape, source)
+            transforms.append(f"axes {layout} (guessed from its shape {shape})")
         layout = _check_layout(layout, shape, source)
         units = units or "intensity"
         if units not in UNITS:
@@ -163,8 +173,9 @@ class LazyArraySequence(Sequence):
                 index.append(slice(None))
         try:
             block = np.asarray(self._array[tuple(index)])
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{self._source}: cannot read frames {start}..{stop - 1} ({exc})") from exc
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:  # h5py: damage of any kind
+            detail = " ".join(str(exc).split())[:120]
+            raise DataError(f"{self._source}: cannot read frames {start}..{stop - 1} ({detail})") from None
         kept = [axis for axis in self._layout if axis != "N"]
         if "T" not in kept:
             block, kept = block[None], ["T", *kept]
@@ -243,7 +254,7 @@ def _pick_member(path: Path, archive) -> str:
             shape, _, _ = _read_npy_header(member, f"{path} ({name})")
         if len(shape) >= 3:
             return name
-    raise DataError(f"{path}: none of its arrays ({', '.join(names)}) looks like frames; pass key=")
+    raise DataError(f"{path}: none of its arrays ({', '.join(names)[:200]}) has the 3 or more axes of frames")
 
 
 def _predrnn_npz(path: Path, archive, *, sequence: int = 0, **options) -> Sequence:

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mimviewer.access import os_error
 from mimviewer.data.sequence import (
     Sequence,
     SequenceMeta,
@@ -41,6 +42,10 @@ def image_files(folder: Path) -> list[Path]:
 
 def _read_image(path: Path) -> np.ndarray:
     """(C, H, W) in the stored dtype, RGB order; alpha dropped."""
+    try:
+        path.open("rb").close()  # OpenCV says only "cannot read" for a file this user may not read
+    except OSError as exc:
+        raise os_error(path, exc, DataError) from None
     try:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:

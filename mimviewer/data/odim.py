@@ -24,14 +24,26 @@ REFLECTIVITY: tuple[str, ...] = ("DBZH", "DBZV", "TH", "TV", "DBZ")
 RAIN_RATE: tuple[str, ...] = ("RATE",)
 
 
+# What h5py raises for a damaged file, depending on which structure the damage hits.
+H5_ERRORS = (OSError, KeyError, ValueError, RuntimeError, TypeError)
+
+
+def hdf5_damage(path: Path | str, exc: BaseException) -> DataError:
+    """One line naming the file for an h5py failure (permission denied said as such)."""
+    if isinstance(exc, PermissionError):
+        return DataError(f"{path}: permission denied (the file cannot be read by this user)")
+    detail = " ".join(str(exc).split())[:120]
+    return DataError(f"{path}: corrupt or unreadable HDF5 file ({detail or type(exc).__name__})")
+
+
 def open_hdf5(path: Path):
     """An h5py file opened read-only; a corrupt or truncated file is a DataError naming it."""
     import h5py
 
     try:
         return h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    except H5_ERRORS as exc:
+        raise hdf5_damage(path, exc) from None
 
 
 def _text(value) -> str:
@@ -114,8 +126,8 @@ class OdimSequence(Sequence):
                                 continue
                             name = _text(_what(handle, dataset, data, "quantity") or "UNKNOWN").upper()
                             by_quantity.setdefault(name, []).append(_Frame(path, handle, dataset, data))
-                except (OSError, KeyError, ValueError) as exc:
-                    raise DataError(f"{path}: corrupt ODIM structure ({exc})") from exc
+                except H5_ERRORS as exc:
+                    raise hdf5_damage(path, exc) from None
         if not by_quantity:
             raise DataError(f"{source}: no datasetN/dataM/data in the ODIM file(s)")
         if quantity is None:
@@ -173,8 +185,8 @@ class OdimSequence(Sequence):
         for i, frame in enumerate(self._frames[start:stop]):
             try:
                 raw = np.asarray(self._handle(frame.path)[frame.node][()])
-            except (OSError, KeyError, ValueError) as exc:
-                raise DataError(f"{frame.path}: cannot read {frame.node} ({exc})") from exc
+            except H5_ERRORS as exc:
+                raise hdf5_damage(frame.path, exc) from None
             values = raw.astype(np.float32) * np.float32(frame.gain) + np.float32(frame.offset)
             for flag in (frame.nodata, frame.undetect):
                 if flag is not None:

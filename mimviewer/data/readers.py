@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mimviewer.access import check_readable
 from mimviewer.data.arrays import open_hdf5_array, open_npy, open_npz
 from mimviewer.data.images import IMAGE_SUFFIXES, ImageFolderSequence
-from mimviewer.data.odim import ODIM_SUFFIXES, OdimSequence, is_odim, open_hdf5
+from mimviewer.data.odim import H5_ERRORS, ODIM_SUFFIXES, OdimSequence, hdf5_damage, is_odim, open_hdf5
 from mimviewer.data.sequence import Sequence
 from mimviewer.data.video import VIDEO_SUFFIXES, VideoSequence
 from mimviewer.errors import DataError
@@ -57,6 +58,7 @@ def open_sequence(path: str | Path, **options) -> Sequence:
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         return _open_folder(path, options)
+    check_readable(path, DataError, "sequence")  # permission denied said as such, not "corrupt"
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return VideoSequence(path, **_check_options(path, "video", options))
@@ -66,14 +68,17 @@ def open_sequence(path: str | Path, **options) -> Sequence:
         return open_npz(path, **_check_options(path, "npz", options))
     if suffix in ODIM_SUFFIXES:
         handle = open_hdf5(path)
-        if is_odim(handle):
-            handle.close()
-            return OdimSequence([path], **_check_options(path, "odim", options))
         try:
+            if is_odim(handle):
+                handle.close()
+                return OdimSequence([path], **_check_options(path, "odim", options))
             return open_hdf5_array(path, handle, **_check_options(path, "hdf5", options))
-        except BaseException:
+        except DataError:
             handle.close()
             raise
+        except H5_ERRORS as exc:  # h5py meeting a damaged structure
+            handle.close()
+            raise hdf5_damage(path, exc) from None
     if suffix in IMAGE_SUFFIXES:
         raise DataError(f"{path}: a single image; open the folder of frames it belongs to")
     raise DataError(

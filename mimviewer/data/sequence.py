@@ -19,6 +19,10 @@ import numpy as np
 from mimviewer.data import units as radar_units
 from mimviewer.errors import DataError, ShapeError
 
+# OpenCV prints "[ERROR:0@0.1] ... IHDR chunk shall be first" to stderr on a corrupt image:
+# every reader reports such failures itself, as one line naming the file, so OpenCV stays quiet.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 UNITS: tuple[str, ...] = ("intensity", "dBZ", "mm/h")
 
 

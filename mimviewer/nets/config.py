@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mimviewer.errors import ConfigError
+from mimviewer.limits import check_config_values, shorten
 
 
 @dataclass
@@ -29,6 +30,10 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # architecture-specific extras
 
     def __post_init__(self) -> None:
+        # Types and ranges first (mimviewer/limits.py): a file's "6000" or NaN never gets built.
+        checked = check_config_values({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        for name, value in checked.items():
+            setattr(self, name, value)
         self.num_hidden = tuple(int(n) for n in self.num_hidden)
         self.layer_norm = bool(self.layer_norm)
         self.validate()
@@ -96,9 +101,15 @@ class ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config field(s): {shorten(', '.join(sorted(map(str, unknown))), 80)}")
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+            raise ConfigError(f"config is not valid JSON ({shorten(str(exc), 80)})") from None
+        if not isinstance(d, dict):
+            raise ConfigError("config JSON must be an object of fields")
+        return cls.from_dict(d)

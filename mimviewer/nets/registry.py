@@ -46,9 +46,11 @@ def list_models() -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     _ensure_loaded()
-    key = name.lower().replace("-", "_")
+    from mimviewer.limits import shorten
+
+    key = name.lower().replace("-", "_") if isinstance(name, str) else name
     if key not in _REGISTRY:
-        raise ConfigError(f"unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(f"unknown architecture {shorten(name)}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[key]
 
 

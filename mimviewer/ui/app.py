@@ -173,8 +173,11 @@ def run_window(
     window.loader = worker  # kept alive with the window
     worker.start()
     if screenshot is None:
-        return app.exec()
+        code = app.exec()
+        wait_for_workers()
+        return code
     loop.exec()
+    wait_for_workers()
     return status["code"]
 
 
@@ -182,3 +185,10 @@ def _first_step(slot: int, t: int) -> None:
     """Mark when the first prediction has been drawn (after the views handled the step)."""
     if t == 0:
         QTimer.singleShot(0, lambda: mark("first_prediction"))
+
+
+def wait_for_workers() -> None:
+    """After the last window closed: let a step still running in a thread end (it was asked to stop)."""
+    from PySide6.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone()

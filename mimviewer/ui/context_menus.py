@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
 
 from mimviewer.ui.images import native_qimage
@@ -20,14 +22,29 @@ def heatmap_menu(panel, layer: int, name: str, row: int, col: int) -> QMenu:
 
 
 def reset_cell_zoom(panel, layer: int, name: str) -> None:
-    view, _ = panel.cells[(layer, name)]
+    view = panel.cells[(layer, name)][0]
     view.autoRange(padding=0)
 
 
+def drawn_cell(panel, layer: int, name: str) -> np.ndarray | None:
+    """The cell as it is drawn (RGBA uint8, its row's colour scale applied)."""
+    image = panel.cells[(layer, name)][1]
+    if image.image is None:
+        return None
+    if image.qimage is None:
+        image.render()
+    if image.qimage is None:
+        return None
+    qimage = image.qimage.convertToFormat(QImage.Format.Format_RGBA8888)
+    height, width = qimage.height(), qimage.width()
+    data = np.frombuffer(qimage.constBits(), np.uint8, count=qimage.sizeInBytes())
+    return data.reshape(height, qimage.bytesPerLine())[:, : 4 * width].reshape(height, width, 4).copy()
+
+
 def copy_cell_image(panel, layer: int, name: str) -> None:
-    _, image = panel.cells[(layer, name)]
-    if image.image is not None:
-        QApplication.clipboard().setImage(native_qimage(image.image))
+    drawn = drawn_cell(panel, layer, name)
+    if drawn is not None:
+        QApplication.clipboard().setImage(native_qimage(drawn))
 
 
 def ask_export_cell(panel, layer: int, name: str) -> None:
@@ -43,9 +60,9 @@ def export_cell(panel, layer: int, name: str, path: str) -> None:
     """Write the cell as drawn (RGB, transparent pixels black) as a PNG."""
     from mimviewer.export import write_png
 
-    _, image = panel.cells[(layer, name)]
-    if image.image is not None:
-        write_png(path, image.image[..., :3])
+    drawn = drawn_cell(panel, layer, name)
+    if drawn is not None:
+        write_png(path, drawn[..., :3])
 
 
 def copy_cell_value(panel, layer: int, name: str, row: int, col: int) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QCursor, QPalette, QPen
+from PySide6.QtGui import QColor, QCursor, QFont, QFontMetrics, QPalette, QPen
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -54,6 +54,32 @@ def _shorten(text: str, limit: int = 34) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _set_fitted(
+    label: pg.LabelItem,
+    text: str,
+    width: int,
+    colour: str | None,
+    size: str,
+    *,
+    bold: bool = False,
+    keep: str = "",
+) -> None:
+    """Set ``text + keep`` with ``text`` elided to fit ``width`` pixels: a long title (or one
+    marked "(not computed yet)", which ``keep`` holds whole) never widens its column and
+    pushes the colour bars out of the window."""
+    font = QFont()
+    font.setPointSizeF(float(size.removesuffix("pt")))
+    font.setBold(bold)
+    metrics = QFontMetrics(font)
+    room = width - 8 - metrics.horizontalAdvance(keep)
+    if room >= 24:
+        fitted = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room) + keep
+    else:  # a very narrow column: everything elided, the marker included
+        fitted = metrics.elidedText(text + keep, Qt.TextElideMode.ElideRight, max(width - 8, 12))
+    label.setText(f"<b>{fitted}</b>" if bold else fitted, color=colour, size=size)
+    label.setMinimumWidth(0)  # LabelItem asks for its text's width; the elided text already fits
+
+
 class FramesPanel(QWidget):
     """One image view per column; the session says what each shows."""
 
@@ -89,6 +115,8 @@ class FramesPanel(QWidget):
         self.titles: dict[str, pg.LabelItem] = {}
         self.markers: dict[str, pg.TextItem] = {}  # "not computed yet" inside an empty view
         self._shown: dict[str, object] = {}  # what each title / border shows now (set only on change)
+        self.bars: list[pg.PlotItem] = []  # the colour bars (intensity, difference)
+        self._column_width = 200  # pixels of one view column (set by _equal_columns)
         self.borders: dict[str, QGraphicsRectItem] = {}
         self.absent: dict[str, pg.TextItem] = {}  # "not observed yet" over GT / difference views
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -129,6 +157,7 @@ class FramesPanel(QWidget):
         self.views, self.images, self.titles, self.borders, self.absent = {}, {}, {}, {}, {}
         self.markers = {}
         self._shown = {}
+        self.bars = []
         if self.session.frames is None:
             self.header.setText("")
             self.graphics.addLabel(
@@ -142,11 +171,11 @@ class FramesPanel(QWidget):
         )
         columns = self.columns()
         rows = 1 + max(self.place(name)[0] for name, _ in columns)
-        for name, title in columns:
+        for name, _title in columns:
             row, col = self.place(name)
             # Titles never change while scrubbing (a new text would lay the whole grid out again);
             # "not computed yet" is written inside the empty view instead.
-            self.titles[name] = self.graphics.addLabel(_shorten(title), row=2 * row + 1, col=col, size="9pt")
+            self.titles[name] = self.graphics.addLabel("", row=2 * row + 1, col=col, size="9pt")
             view = self.graphics.addViewBox(
                 row=2 * row + 2, col=col, lockAspect=True, invertY=True, enableMenu=False
             )
@@ -176,11 +205,12 @@ class FramesPanel(QWidget):
         for row in range(rows):
             grid.setRowStretchFactor(2 * row + 2, 10)
         renderer = self.session.renderer
-        bar = colour_bar(renderer.frame_bar(), renderer.lut)
-        self.graphics.addItem(bar, row=2, col=3, rowspan=2 * rows - 1)
+        self.bars.append(colour_bar(renderer.frame_bar(), renderer.lut))
+        self.graphics.addItem(self.bars[-1], row=2, col=3, rowspan=2 * rows - 1)
         if len(columns) > 1:
-            diff = colour_bar(renderer.difference_bar(), DIVERGING)
-            self.graphics.addItem(diff, row=2, col=4, rowspan=2 * rows - 1)
+            self.bars.append(colour_bar(renderer.difference_bar(), DIVERGING))
+            self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
+        self._fit_titles()
         cache_labels(self.graphics.ci)
         self.apply_zoom()
         self.region = self.brush_overlay = None
@@ -198,8 +228,10 @@ class FramesPanel(QWidget):
             return
         bars = 2 * (BAR_WIDTH + 10)
         width = max(60, (self.graphics.width() - bars - 30) // 3)
+        self._column_width = width
         for col in range(3):
             self.graphics.ci.layout.setColumnFixedWidth(col, width)
+        self._fit_titles()  # titles are elided to the new width
 
     def _sync_from(self, source: pg.ViewBox) -> None:
         """The user zoomed or panned one view: show the same region in every other view."""
@@ -261,15 +293,21 @@ class FramesPanel(QWidget):
             for border in self.borders.values():
                 border.setPen(pen)
 
-    def _on_display(self) -> None:
-        """A view's colour map or levels changed: say so in its title (the colour bars beside the
-        views show the default drawing), then redraw."""
+    def _fit_titles(self) -> None:
+        """Titles, elided to the column width (never pushing the colour bars out), with a note of
+        a view's own colour map and levels (the colour bars show the default drawing). They
+        change only here, on a new layout or display, never while scrubbing."""
         for name, title in self.columns():
             label = self.titles.get(name)
+            if label is None:
+                continue
+            _set_fitted(label, _shorten(title), self._column_width, None, "9pt")
             note = self.session.display_note(name)
-            text = _shorten(title) + (f"<br><small>{note}</small>" if note else "")
-            if label is not None and label.text != text:
-                label.setText(text, size="9pt")
+            if note:
+                label.setText(f"{label.text}<br><small>{note}</small>", size="9pt")
+
+    def _on_display(self) -> None:
+        self._fit_titles()
         self.show_frame()
 
     def _on_step(self, slot: int, t: int) -> None:

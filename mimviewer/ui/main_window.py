@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -26,13 +27,15 @@ from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
 from mimviewer.ui.display_panel import DisplayPanel
+from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
 from mimviewer.ui.live import FolderWatcher
+from mimviewer.ui.location_plot import LocationPlot
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
-from mimviewer.ui.worker import InferenceRunner
+from mimviewer.ui.worker import CancellableJob, InferenceRunner, JobCancelled
 from mimviewer.viewmodel import OutOfDeviceMemory, Session
 from mimviewer.viewmodel.state import SUFFIX as STATE_SUFFIX
 from mimviewer.viewmodel.state import ViewState
@@ -50,6 +53,22 @@ EXPORTS: dict[str, tuple[str, str, str]] = {
     "metrics": ("Per-frame metrics as CSV…", "CSV (*.csv)", ".csv"),
     "gates": ("Gate statistics as CSV…", "CSV (*.csv);;JSON (*.json)", ".csv"),
 }
+
+
+# Keys the timeline answers wherever the focus is; keys a combo box would switch its value with.
+TIMELINE_KEYS = {Qt.Key.Key_Space, Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Home, Qt.Key.Key_End}
+COMBO_SWITCH_KEYS = {Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown}
+
+
+def describe_error(exc: BaseException, path: str | Path | None) -> str:
+    """One line for a message box: our errors as they are (they name their file); anything
+    else as ``PATH: unexpected TypeName (first line of its text)``."""
+    if isinstance(exc, MimviewerError):
+        return " ".join(str(exc).split())
+    lines = str(exc).strip().splitlines()
+    detail = f" ({lines[0][:200]})" if lines else ""
+    where = f"{path}: " if path is not None else ""
+    return f"{where}unexpected {type(exc).__name__}{detail}"
 
 
 class MainWindow(QMainWindow):
@@ -77,16 +96,24 @@ class MainWindow(QMainWindow):
         self._export_worker: FunctionWorker | None = None
         self._export_dialog: QProgressDialog | None = None
         self.loader = None  # the background import of the engine at start-up (ui.app.run_window)
+        self._export_job: CancellableJob | None = None
+        self._export_path: Path | None = None
 
         self.frames_panel = FramesPanel(self.session)
         self.setCentralWidget(self.frames_panel)
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
+        self.location = LocationPlot(self.session)
+        self.internals.location_clicked.connect(self.show_location)
+        self.internals.location_hovered.connect(self.location.follow)
         self.timeline.forecast_changed.connect(self.change_forecast)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.location_dock = self._dock("Location", self.location, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.timeline_dock, self.location_dock, Qt.Orientation.Horizontal)
+        self.location_dock.hide()  # until a heatmap pixel is clicked
         self.explain = ExplainPanel(self.session)
         self.explain_dock = self._dock("Why and what-if", self.explain, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.internals_dock, self.explain_dock)
@@ -117,6 +144,9 @@ class MainWindow(QMainWindow):
         self.display_dock = self._dock("Display", self.display, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.internals_dock, self.display_dock)
         self.internals_dock.raise_()
+        # any exception escaping a slot reaches the user as the message box (one hook for all slots)
+        self.error_hook = SlotErrorHook(self.show_error)
+        self.error_hook.install()
         self._build_menus()
         for button, tip in (
             (self.menuBar().findChild(QAbstractButton, "qt_menubar_ext_button"), "More menus"),
@@ -124,6 +154,10 @@ class MainWindow(QMainWindow):
         ):
             if button is not None:
                 button.setToolTip(tip)
+        # A focused combo box (device, metric, ...) would take Home/End/arrows and switch its
+        # value (restarting inference): those keys drive the timeline instead.
+        for combo in self.findChildren(QComboBox):
+            combo.installEventFilter(self)
         self._restore_layout()
         self.session.events.theme.connect(self.apply_theme)
         saved_theme = self.settings.value("view/theme")
@@ -218,6 +252,7 @@ class MainWindow(QMainWindow):
             self.theme_actions.addAction(action)
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.location_dock.toggleViewAction())
         view_menu.addAction(self.explain_dock.toggleViewAction())
         view_menu.addAction(self.display_dock.toggleViewAction())
 
@@ -256,19 +291,31 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_layout()
+        self.hide()  # gone at once, even while a long step finishes in its thread
         self.shutdown()
         for dialog in list(self.internals.dialogs):
             dialog.close()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop every background job (inference, export) and wait for its thread."""
-        from PySide6.QtCore import QThreadPool
+        """Ask every background job (inference, export) to stop; returns at once.
 
+        A step already running ends in its thread and is then dropped; ``run_window`` waits
+        for it after the event loop, while the worker's signals still exist (never "Signal
+        source has been deleted"), with no window left on screen to freeze.
+        """
+        self.error_hook.uninstall()
         self.stop_watching()
         self.runner.cancel()
         self.explain.attribution.runner.cancel()
-        QThreadPool.globalInstance().waitForDone(10_000)
+        if self._export_worker is not None:
+            self.cancel_export()
+
+    def show_location(self, slot: int, row: int, col: int) -> None:
+        """Every gate and memory of every layer at one grid cell over time (the Location dock)."""
+        self.location.show_location(slot, row, col)
+        self.location_dock.show()
+        self.location_dock.raise_()
 
     # -- why and what-if --------------------------------------------------------------------------
     def explain_frame(self, frame: int | None = None) -> bool:
@@ -338,10 +385,11 @@ class MainWindow(QMainWindow):
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for kind in ("sequence", "checkpoint"):
+        labels = {"sequence": "sequence", "checkpoint": "checkpoint", "compare": "compared checkpoint"}
+        for kind, label in labels.items():
             for path in self.settings.recent_files(kind):
                 self._action(
-                    self.recent_menu, f"{kind}: {path}", lambda p=path, k=kind: self.open_paths(**{k: p})
+                    self.recent_menu, f"{label}: {path}", lambda p=path, k=kind: self.open_paths(**{k: p})
                 )
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("(none yet)").setEnabled(False)
@@ -355,25 +403,26 @@ class MainWindow(QMainWindow):
         run: bool = True,
     ) -> bool:
         """Open files (any of them), then start inference when a sequence and a model are there."""
+        current: str | Path | None = None
         try:
             if sequence is not None:
+                current = sequence
                 self.stop_watching()  # the user's own sequence replaces the live feed
                 self.runner.cancel()
                 self.session.open_sequence(sequence)
                 self.settings.add_recent("sequence", sequence)
             if checkpoint is not None:
+                current = checkpoint
                 self.runner.cancel()
                 self.session.load_checkpoint(checkpoint, slot=0)
                 self.settings.add_recent("checkpoint", checkpoint)
             if compare is not None:
+                current = compare
                 self.runner.cancel()
                 self.session.load_checkpoint(compare, slot=1)
-                self.settings.add_recent("checkpoint", compare)
-        except MimviewerError as exc:
-            self.show_error("Could not open the file", str(exc))
-            return False
+                self.settings.add_recent("compare", compare)  # remembered as the compared one
         except Exception as exc:  # an unexpected failure must not take the window down
-            self.show_error("Could not open the file", f"{type(exc).__name__}: {exc}")
+            self.show_error("Could not open the file", describe_error(exc, current), exc=exc)
             return False
         if self.session.notes:
             self.status_text.setText("sequence: " + "; ".join(self.session.notes))
@@ -490,10 +539,18 @@ class MainWindow(QMainWindow):
         )
 
     # -- messages ----------------------------------------------------------------------------------
-    def show_error(self, title: str, message: str, *, offer_cpu: bool = False) -> QMessageBox:
-        """Every error goes through here: a non-modal message box, the window stays usable."""
+    def show_error(
+        self, title: str, message: str, *, offer_cpu: bool = False, exc: BaseException | None = None
+    ) -> QMessageBox:
+        """Every error goes through here: a non-modal message box, the window stays usable.
+
+        ``message`` is one line naming the file; an unexpected exception's traceback goes
+        under "Show Details…", for a bug report, never in the message itself.
+        """
         self.errors.append(message)
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Close, self)
+        if exc is not None and not isinstance(exc, MimviewerError):
+            box.setDetailedText("".join(traceback.format_exception(exc)))
         if offer_cpu:
             cpu = box.addButton("Run on CPU", QMessageBox.ButtonRole.AcceptRole)
             cpu.clicked.connect(lambda: (self.device_choice.setCurrentText("cpu"), self.runner.start()))
@@ -505,13 +562,12 @@ class MainWindow(QMainWindow):
         return box
 
     def _on_failed(self, exc: Exception) -> None:
+        models = ", ".join(slot.source or slot.name for _, slot in self.session.models) or None
         if isinstance(exc, OutOfDeviceMemory):
-            self.show_error("Out of device memory", f"{exc}\n\nRun on the CPU instead?", offer_cpu=True)
+            box = self.show_error("Out of device memory", describe_error(exc, models), offer_cpu=True)
+            box.setInformativeText("Run on the CPU instead?")
         else:
-            self.show_error(
-                "Inference failed",
-                str(exc) if isinstance(exc, MimviewerError) else f"{type(exc).__name__}: {exc}",
-            )
+            self.show_error("Inference failed", describe_error(exc, models), exc=exc)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
         running = self.runner.is_running
@@ -539,6 +595,18 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"mimviewer — {shown}" if shown else "mimviewer")
 
     # -- keys -----------------------------------------------------------------------------------------
+    def eventFilter(self, watched, event) -> bool:
+        """Keys of a focused combo box: timeline keys go to the timeline, value-switching keys nowhere."""
+        if isinstance(watched, QComboBox) and event.type() == QEvent.Type.KeyPress:
+            key = Qt.Key(event.key())
+            plain = not (event.modifiers() & Qt.KeyboardModifier.AltModifier)  # Alt+Down opens the list
+            if key in TIMELINE_KEYS:
+                self.keyPressEvent(event)
+                return True
+            if plain and key in COMBO_SWITCH_KEYS:
+                return True
+        return super().eventFilter(watched, event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Keys that reach the window itself (not through the shortcut map) run the same actions."""
         pressed = QKeySequence(event.keyCombination())
@@ -660,25 +728,40 @@ class MainWindow(QMainWindow):
                 "Nothing to export yet", "Open a sequence and a checkpoint and let inference finish."
             )
             return
-        job = self.session.export_job(kind, Path(path))
-        dialog = QProgressDialog(f"Writing {Path(path).name}…", "", 0, 0, self)
+        try:
+            job = CancellableJob(self.session.export_job(kind, Path(path)))
+        except MimviewerError as exc:
+            self.show_error("Nothing to export yet", str(exc))
+            return
+        dialog = QProgressDialog(f"Writing {Path(path).name}…", "Cancel", 0, 0, self)
         dialog.setWindowTitle("Export")
-        dialog.setCancelButton(None)
         dialog.setMinimumDuration(0)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.canceled.connect(self.cancel_export)
         dialog.show()
         worker = FunctionWorker(job)
         worker.returned.connect(lambda written: self._export_done(written, None))
         worker.errored.connect(lambda exc: self._export_done(None, exc))
-        self._export_worker, self._export_dialog = worker, dialog
+        self._export_worker, self._export_dialog, self._export_job = worker, dialog, job
+        self._export_path = Path(path)
         worker.start()
+
+    def cancel_export(self) -> None:
+        """Stop the export being written; the file it would have replaced stays as it was."""
+        if self._export_job is not None:
+            self._export_job.cancel()
+            self.status_text.setText("export cancelled")
 
     def _export_done(self, written: Path | None, exc: Exception | None) -> None:
         if self._export_dialog is not None:
+            self._export_dialog.canceled.disconnect(self.cancel_export)
             self._export_dialog.close()
-        self._export_worker = self._export_dialog = None
-        if exc is not None:
-            self.show_error("Export failed", str(exc))
+        self._export_worker = self._export_dialog = self._export_job = None
+        if isinstance(exc, JobCancelled):
+            self.status_text.setText("export cancelled")
+            self.exported.emit(exc)
+        elif exc is not None:
+            self.show_error("Export failed", describe_error(exc, self._export_path), exc=exc)
             self.exported.emit(exc)
         else:
             self.status_text.setText(f"wrote {written}")

@@ -28,7 +28,8 @@ class Settings:
         self._qsettings = QSettings(str(self.path), QSettings.Format.IniFormat)
 
     def recent_files(self, kind: str) -> list[str]:
-        """Recent files of one kind ("sequence" or "checkpoint"), newest first, existing only."""
+        """Recent files of one kind ("sequence", "checkpoint" or "compare": the compared checkpoint),
+        newest first, existing only."""
         value = self._qsettings.value(f"recent/{kind}", [])
         names = [value] if isinstance(value, str) else list(value or [])
         return [n for n in names if Path(n).exists()]

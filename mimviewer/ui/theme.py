@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QColor, QGuiApplication, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QWidget
 
 # (window, base, text, plot background, plot foreground, accent)
@@ -77,8 +77,8 @@ def apply_theme(window: QWidget, name: str) -> str:
             elif isinstance(item, pg.LabelItem):
                 item.setText(item.text, color=foreground)
     for owner in window.findChildren(QWidget):
-        for cursor in getattr(owner, "theme_cursors", ()):
-            pen = cursor.line.pen()
+        for cursor in getattr(owner, "theme_cursors", ()):  # ui.Cursor or an InfiniteLine
+            pen = cursor.line.pen() if hasattr(cursor, "line") else QPen(cursor.pen)
             pen.setColor(QColor(foreground))
             cursor.setPen(pen)
     window.setProperty("theme", theme)

@@ -170,6 +170,10 @@ class Timeline(QWidget):
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(length - 1, 0))
         self.slider.blockSignals(False)
+        playable = session.frames is not None and length >= 2  # Space on an empty window: nothing
+        self.play_button.setEnabled(playable)
+        if not playable and self.play_button.isChecked():
+            self.play_button.setChecked(False)
         self.context_region.setRegion((-0.5, session.pre - 0.5))
         observed = session.num_frames if plan is not None else length
         self.future_region.setVisible(observed < length)
@@ -337,6 +341,9 @@ class Timeline(QWidget):
         self.session.frame = self.session.timeline_length - 1 if to_end else 0
 
     def toggle_play(self) -> None:
+        """Space: play or pause; nothing to play on an empty window or a one-frame timeline."""
+        if self.session.frames is None or self.session.timeline_length < 2:
+            return
         self.play_button.toggle()
 
     def set_playing(self, playing: bool) -> None:

@@ -7,6 +7,11 @@ yielded update arrives on the main thread through a queued signal and is handed 
 
 from __future__ import annotations
 
+import ctypes
+import threading
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker
 
@@ -103,3 +108,42 @@ class InferenceRunner(QObject):
         self.progress.emit(0, 0, "inference failed")
         self.failed.emit(exc)
         self.finished.emit(False)
+
+
+class JobCancelled(Exception):
+    """Raised inside a cancelled job's thread (see :class:`CancellableJob`)."""
+
+
+class CancellableJob:
+    """A function run in a worker thread that the user can stop part-way (the export's Cancel).
+
+    The writers have no stop flag to poll; ``cancel()`` raises :class:`JobCancelled` in the
+    job's thread (``PyThreadState_SetAsyncExc``), at its next Python instruction. The
+    writers write through an atomic temporary file, so the exception removes the partial
+    file and leaves any previous file at the target untouched.
+    """
+
+    def __init__(self, job: Callable[[], Any]):
+        self._job = job
+        self._thread: int | None = None
+        self._lock = threading.Lock()
+        self.cancelled = False
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self.cancelled:
+                raise JobCancelled
+            self._thread = threading.get_ident()
+        try:
+            return self._job()
+        finally:
+            with self._lock:
+                self._thread = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._thread is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread), ctypes.py_object(JobCancelled)
+                )

@@ -7,7 +7,6 @@ changing the session meanwhile; inference results come back through ``Session.ac
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ import torch
 
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.inference import iter_rollout, pick_device
+from mimviewer.limits import check_rollout
 from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
@@ -28,13 +28,12 @@ if TYPE_CHECKING:
 
 
 def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
-    """What to record: the session's thresholds, and raw values (to re-reduce when thresholds
+    """What to record: the session's settings, and raw values (to re-reduce when the settings
     change without re-running) when they and the rollout state fit the budget (sized by
     :mod:`mimviewer.memory`, which counts E3D-LSTM's recall history)."""
-    lo, hi = session.thresholds
-    spec = ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=True)
+    spec = session.probe_settings.replace(keep_raw=True)
     fits = fits_budget(model, spec, 1, session.pre, session.aft, RAW_BUDGET_BYTES)
-    return dataclasses.replace(spec, keep_raw=fits)
+    return spec.replace(keep_raw=fits)
 
 
 def inference(
@@ -58,7 +57,7 @@ def inference(
         raise DataError("open a sequence first")
     pre, aft = session.pre, session.aft
     window = session.frames  # fixed for this run, even if the user opens another file meanwhile
-    frames = window[:pre]
+    frames = np.asarray(window[:pre])  # only the context is read
     renderer, units, source = session.renderer, session.units, session.source
     dev = pick_device(device)
     outputs_of = {i: s.outputs for i, s in session.models if s.finished and s.outputs is not None}
@@ -74,6 +73,7 @@ def inference(
                 f"{source or 'the sequence'} has frames (C, H, W) = {frames.shape[1:]} but "
                 f"{slot.name} expects {(cfg.channels, cfg.height, cfg.width)}"
             )
+        check_rollout(cfg, pre, aft, 1, source=source or "the sequence", trace=True)  # one line, not a crash
         probes = probe_spec(session, model)
         generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
         while True:
@@ -89,8 +89,7 @@ def inference(
             except RuntimeError as exc:  # torch reports shape/device trouble this way
                 raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
             frame = step.frame[0].cpu().numpy()
-            maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
-            stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
+            probes = step.host_probes(0)  # every map and statistic of the step in one host copy
             target = step.t + 1  # the timeline frame this step predicts
             if reference is not None:
                 against = reference[step.t]
@@ -98,7 +97,18 @@ def inference(
                 against = window[target] if target < len(window) else None
             image = renderer.frames(frame)
             diff = None if against is None else renderer.differences(frame, against)
-            yield StepUpdate(run, slot_index, step.t, step.steps, frame, image, diff, maps, stats)
+            yield StepUpdate(
+                run,
+                slot_index,
+                step.t,
+                step.steps,
+                frame,
+                image,
+                diff,
+                probes.maps,
+                probes.stats,
+                probes.valid,
+            )
         outputs = result.outputs[0]  # (steps, C, H, W)
         outputs_of[slot_index] = outputs
         yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
@@ -150,7 +160,7 @@ def comparison_arrays(session: Session) -> tuple[np.ndarray, dict[str, np.ndarra
     if session.frames is None:
         raise DataError("open a sequence first")
     gt = np.full((session.pre + session.aft, *session.frames.shape[1:]), np.nan, np.float32)
-    observed = session.frames[: session.pre + session.aft]
+    observed = np.asarray(session.frames[: session.pre + session.aft])
     gt[: len(observed)] = observed
     predictions: dict[str, np.ndarray] = {}
     for index, slot in session.models:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mimviewer.data.lazy import LazyFrames
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.render import FrameRenderer
 from mimviewer.viewmodel import readout, timing
@@ -44,7 +45,6 @@ if TYPE_CHECKING:  # torch is imported after the window is shown (in the backgro
     from mimviewer.nets.base import RecurrentModel
 
 RADAR_UNITS = ("dBZ", "mm/h")
-MAX_FRAMES = 500  # frames read from a (possibly very long) sequence file
 
 
 class Session(InternalsState, DisplayState):
@@ -52,7 +52,8 @@ class Session(InternalsState, DisplayState):
 
     def __init__(self) -> None:
         self.events = SessionEvents()
-        self.all_frames: np.ndarray | None = None  # (T, C, H, W) model scale: the whole sequence read
+        # (T, C, H, W) model scale: the whole sequence, an array or read lazily from its file (LazyFrames)
+        self.all_frames: np.ndarray | LazyFrames | None = None
         self._gt_cache: dict[int, np.ndarray] = {}  # drawn GT images by absolute frame index
         self.units = "intensity"
         self.source = ""
@@ -63,7 +64,6 @@ class Session(InternalsState, DisplayState):
         self._init_display()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
-        self._raw = {}
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
         self.sequence_path: str | None = None  # the file the sequence was read from (None: given as frames)
@@ -94,7 +94,8 @@ class Session(InternalsState, DisplayState):
         """Show ``frames`` (T, C, H, W) in model scale [0, 1]; ``to_physical`` maps back to units;
         ``notes`` say what was done to the frames on the way (shown to the user);
         ``frame_interval_s`` and ``last_time`` give forecasts their lead and valid times."""
-        frames = np.asarray(frames, np.float32)
+        if not isinstance(frames, LazyFrames):  # a file's frames stay lazy: read where looked at
+            frames = np.asarray(frames, np.float32)
         if frames.ndim == 3:
             frames = frames[:, None]
         if frames.ndim != 4:
@@ -239,7 +240,8 @@ class Session(InternalsState, DisplayState):
             return
         cfg = self.slots[0].model.config if self.slots[0] is not None else None
         shape = None if cfg is None else (cfg.channels, cfg.height, cfg.width)
-        seq, frames, notes = adapt(opened, shape, fit=self.fit, stop=MAX_FRAMES)
+        seq, _, notes = adapt(opened, shape, fit=self.fit, stop=1)  # the notes; frames read lazily:
+        frames = LazyFrames(seq, channels=None if shape is None else shape[0])  # where looked at
         self.set_sequence(
             frames,
             units=seq.meta.units,
@@ -291,7 +293,6 @@ class Session(InternalsState, DisplayState):
         self.set_model(loaded.model, name=Path(path).name, source=str(path), slot=slot)
 
     def _clear_results(self, slot: int) -> None:
-        self._raw.pop(slot, None)
         self._forget_slot(slot)
         s = self.slots[slot]
         if s is not None:
@@ -363,8 +364,8 @@ class Session(InternalsState, DisplayState):
             return False
         if isinstance(update, SlotDone):
             slot.trace, slot.metrics, slot.finished = update.trace, update.metrics, True
-            if update.trace is not None and update.trace.raw:
-                self._raw[update.slot] = {k: v[:, 0] for k, v in update.trace.raw.items()}
+            if update.trace is not None and not self.same_settings(update.trace.spec):
+                self._rereduce()  # the settings changed while the run was going
             self.events.finished.emit(update.slot)
             return True
         if slot.outputs is None:
@@ -375,11 +376,13 @@ class Session(InternalsState, DisplayState):
         slot.images[update.t] = update.image
         slot.diff_images[update.t] = update.diff_image
         for k, m in update.maps.items():
-            if k not in slot.maps:
-                slot.maps[k] = np.zeros((update.steps, *m.shape), np.float32)
-                slot.stats[k] = np.zeros((update.steps, len(STAT_NAMES)), np.float32)
+            if k not in slot.maps:  # NaN until a step computes it (MIM-N at step 0, E3D's resting steps)
+                slot.maps[k] = np.full((update.steps, *m.shape), np.nan, np.float32)
+                slot.stats[k] = np.full((update.steps, len(STAT_NAMES)), np.nan, np.float32)
+                slot.valid[k] = np.zeros(update.steps, bool)
             slot.maps[k][update.t] = m
             slot.stats[k][update.t] = update.stats[k]
+            slot.valid[k][update.t] = update.valid[k]
         slot.done_steps = update.t + 1
         self._score_step(slot, update)
         self._forget_slot(update.slot)

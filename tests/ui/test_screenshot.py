@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
+import pytest
 
 from mimviewer.cli import main
 
@@ -73,10 +75,17 @@ def test_view_screenshot_of_a_broken_checkpoint_fails_cleanly(qtbot, tiny_files,
     assert not png.exists()
 
 
-def test_a_device_that_cannot_work_is_a_one_line_error(capsys):
-    import torch
-
-    if torch.cuda.is_available():
-        return  # on a GPU machine cuda is a fine choice
-    assert main(["demo", "--device", "cuda", "--screenshot", "unused.png"]) == 2
-    assert "no CUDA GPU" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("device", "said"),
+    [
+        ("cuda:99", "no CUDA GPU is available here|does not exist"),  # no machine has 100 GPUs
+        ("meta", "not supported"),
+        ("mps", "not supported"),
+    ],
+)
+def test_a_device_that_cannot_work_is_a_one_line_error(capsys, device, said):
+    """Runs on every machine: devices that cannot work anywhere (a GPU machine included)."""
+    assert main(["demo", "--device", device, "--screenshot", "unused.png"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(said, err), err
+    assert not Path("unused.png").exists()

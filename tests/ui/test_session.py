@@ -84,6 +84,7 @@ def test_quantities_keep_only_what_the_model_has(session):
 
 
 def test_window_moves_along_a_long_sequence(session):
+    session.set_sequence(np.random.default_rng(1).random((12, 1, 16, 16), dtype=np.float32), source="long")
     run_all(session)
     assert session.slots[0].finished
     session.start = 2
@@ -119,3 +120,13 @@ def test_a_colour_video_opens_for_a_grey_model_by_luma_with_the_scale_in_its_uni
     # the colour bar and the difference bar speak the video's own values (0..255), like the readout
     assert s.renderer.frame_bar().labels[-1] == "255"
     assert s.renderer.difference_bar().labels[-1] == "+128"
+
+
+def test_the_context_always_fits_and_a_horizon_past_the_end_is_said_so(session):
+    """12 frames, pre 4 + aft 4: moved past the end, the window keeps its whole context; the
+    predicted frames beyond the data are marked as not observed, not silently dropped."""
+    session.set_sequence(np.random.default_rng(1).random((12, 1, 16, 16), dtype=np.float32), source="long")
+    session.start = 10
+    assert session.start == 8 and (session.pre, session.aft) == (4, 4)
+    assert session.is_observed(3) and not session.is_observed(4)
+    assert "not observed" in session.frame_note(5)
