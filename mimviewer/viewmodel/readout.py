@@ -47,7 +47,7 @@ def frame_scores(truth: np.ndarray, prediction: np.ndarray, units: str) -> dict[
     """Metrics of one predicted frame (C, H, W) against its truth, by :func:`metrics.frame_metrics`."""
     from mimviewer.metrics import frame_metrics
 
-    values = frame_metrics(truth[None], prediction[None], units=units)
+    values = frame_metrics(np.array(truth[None]), np.array(prediction[None]), units=units)
     return {name: float(np.asarray(v).reshape(-1)[0]) for name, v in values.items()}
 
 

@@ -120,7 +120,7 @@ def test_edit_then_run_whatif_adds_a_row(qtbot, window, tiny_files):
     window.internals.model_choice.setCurrentIndex(window.internals.model_choice.findData(EDITED))
     step = session.step_of_frame()
     for (layer, name), (_, image) in window.internals.cells.items():
-        assert np.array_equal(image.image, session.heatmap_image(layer, name, step, slot=EDITED))
+        assert np.array_equal(image.image, session.heatmap(layer, name, step, slot=EDITED), equal_nan=True)
 
 
 def test_edits_are_kept_with_the_window_state(qtbot, tiny_files, tmp_path):
