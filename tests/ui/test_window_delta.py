@@ -52,7 +52,8 @@ def test_toggle_delta_row_at_zero_then_change_eps_then_off(qtbot, window, tiny_f
     assert f"{engine.skipped_fraction:.1%}" in controls.summary.text()
     window.timeline.metric.setCurrentText(SKIPPED_METRIC)  # the skipped fraction over the timeline
     assert set(window.timeline.curves) == {DELTA}
-    choices = [window.internals.model_choice.itemData(i) for i in range(window.internals.model_choice.count())]
+    choice = window.internals.model_choice
+    choices = [choice.itemData(i) for i in range(choice.count())]
     assert DELTA in choices  # its internals too
 
     controls.action.setChecked(False)
