@@ -3,10 +3,10 @@
 The delta rollout is an extra model slot (:data:`DELTA`), as the what-if rollout is, so the
 frame views, internals and metric curves show it with no code of their own. Its difference
 view is delta − exact (the main model's prediction): the error delta inference introduces.
-Its metric curves are scored against the ground truth like every row's, plus two of its own
-over the timeline: the fraction of recurrent multiply-adds skipped at that step and the MSE
-against the exact prediction. The engine is :mod:`mimviewer.nets.delta`; the numbers are the
-ones :func:`mimviewer.delta.delta_rollout` reports.
+Its metric curves are scored against the ground truth like every row's, plus its own over
+the timeline: the fraction of recurrent multiply-adds skipped at that step (all layers, and
+per layer) and the MSE against the exact prediction. The engine is :mod:`mimviewer.nets.delta`;
+the numbers are the ones :func:`mimviewer.delta.delta_rollout` reports.
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ def summarise(session: DeltaSession, layers: int, steps: int, outputs: np.ndarra
 def timeline_metrics(summary: DeltaSummary) -> dict[str, np.ndarray]:
     """The delta row's own curves over the timeline (frame k: the step k - 1 that predicted it)."""
     metrics = {SKIPPED_METRIC: np.concatenate([[np.nan], summary.per_step])}
+    for layer, per_step in enumerate(summary.skipped):  # NaN where the layer ran no product
+        if np.isfinite(per_step).any():
+            metrics[f"{SKIPPED_METRIC} layer {layer}"] = np.concatenate([[np.nan], per_step])
     if summary.exact_mse is not None:
         metrics[EXACT_MSE_METRIC] = np.concatenate([[np.nan], summary.exact_mse])
     return metrics

@@ -85,6 +85,12 @@ def test_delta_row_reports_the_engines_skipped_fractions(arch):
     # the timeline curve: frame k shows the multiply-add weighted share of step k - 1
     curve = session.slots[DELTA].metrics[SKIPPED_METRIC]
     assert curve.shape == (PRE + AFT,) and np.nanmax(curve) <= 1 and np.nanmin(curve) >= 0
+    for layer in range(model.config.num_layers):
+        per_layer = session.slots[DELTA].metrics.get(f"{SKIPPED_METRIC} layer {layer}")
+        if np.isfinite(engine.skipped[layer]).any():
+            np.testing.assert_array_equal(per_layer[1:], engine.skipped[layer])
+        else:
+            assert per_layer is None
 
 
 def test_delta_row_follows_the_main_model_and_refuses_bad_thresholds():
