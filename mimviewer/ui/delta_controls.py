@@ -57,6 +57,7 @@ class DeltaControls(QObject):
         toolbar.addWidget(self.summary)
         session.events.models.connect(lambda _slot: self.sync())
         runner.finished.connect(self._on_finished)
+        self.sync()
 
     def set_eps(self, eps: float | None) -> bool:
         """Show the delta row at ``eps`` (None: remove it) and run what it needs; False on a refused eps."""

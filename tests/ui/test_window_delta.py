@@ -17,8 +17,10 @@ from tests.ui.test_session_delta import EPS0_ATOL
 
 def test_toggle_delta_row_at_zero_then_change_eps_then_off(qtbot, window, tiny_files):
     sequence, checkpoint = tiny_files
+    assert not window.delta.action.isEnabled()  # no model yet: nothing to run in delta mode
     assert window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)
+    assert window.delta.action.isEnabled()
     session, controls, panel = window.session, window.delta, window.frames_panel
     assert not controls.action.isChecked() and "pred3" not in panel.views
 
@@ -76,3 +78,31 @@ def test_view_refuses_a_bad_delta_eps_in_one_line(tiny_files, tmp_path, capsys):
     assert main(["view", str(sequence), "--delta-eps", "0.01", "--screenshot", png]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and ">= 0" in err[0] and "--checkpoint" in err[1]
+
+
+def test_cancel_the_delta_row_part_way_then_run_it_again(qtbot, window, tiny_files):
+    from PySide6.QtCore import QThreadPool
+
+    from mimviewer.nets.delta import DeltaModule
+
+    sequence, checkpoint = tiny_files
+    assert window.open_paths(sequence=sequence, checkpoint=checkpoint)
+    wait_finished(qtbot, window)
+    session = window.session
+
+    def cancel_at_step_two(slot, t):
+        if slot == DELTA and t == 2:
+            window.runner.cancel()
+
+    session.events.step.connect(cancel_at_step_two)
+    window.delta.action.setChecked(True)  # only the delta row runs: the exact one is there
+    qtbot.waitUntil(lambda: not window.runner.is_running, timeout=60_000)
+    QThreadPool.globalInstance().waitForDone(10_000)
+    qtbot.wait(50)  # queued updates of the cancelled run must be ignored
+    assert session.slots[DELTA].done_steps == 3 < session.steps and not session.slots[DELTA].finished
+    assert session.slots[0].finished and "cancelled" in window.status_text.text()
+    assert not any(isinstance(m, DeltaModule) for m in session.slots[0].model.modules())
+    session.events.step.disconnect(cancel_at_step_two)
+    window.runner.start()
+    wait_finished(qtbot, window)
+    assert session.slots[DELTA].delta is not None and "delta eps 0.01" in window.status_text.text()
