@@ -1,10 +1,12 @@
 """The view model's state: the sequence shown, the models and their results, the current frame.
 
 A :class:`Session` holds what the window shows: one sequence (model scale [0, 1] plus its
-units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it),
-their streamed rollouts as numpy, per-frame metrics and the current frame; the internals'
-state is mixed in from :mod:`.internals`. Widgets read it and set attributes back; they
-never compute on arrays. Every change fires a psygnal signal of :attr:`Session.events`.
+units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it)
+and two rows derived from the main one (slot 2 = the what-if rollout, :mod:`.whatif`;
+slot 3 = the delta inference rollout, :mod:`.delta`), their streamed rollouts as numpy,
+per-frame metrics and the current frame; the internals' state is mixed in from
+:mod:`.internals`. Widgets read it and set attributes back; they never compute on arrays.
+Every change fires a psygnal signal of :attr:`Session.events`.
 
 Frame k of the timeline shows GT frame k, the model's output that predicts frame k (output
 of step k-1; for k < pre it read true frames only, a one-step "context" prediction) and the
