@@ -11,8 +11,9 @@ against a memory budget before the first step (:mod:`mimviewer.memory`).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -117,6 +118,25 @@ def _prepare(
     return pre, aft, device, as_frames(frames).to(device)
 
 
+Y = TypeVar("Y")  # what a job generator yields
+R = TypeVar("R")  # what it returns
+
+
+def run_to_end(generator: Generator[Y, Any, R], each: Callable[[Y], Any] | None = None) -> R:
+    """Run a job generator (rollout, forecast, attribution) to its end and return its return value.
+
+    ``each``: called with every value it yields (e.g. to print progress); the window's workers
+    run the same generators step by step instead.
+    """
+    while True:
+        try:
+            step = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if each is not None:
+            each(step)
+
+
 def iter_rollout(
     model: RecurrentModel,
     frames: np.ndarray | torch.Tensor,
@@ -202,10 +222,6 @@ def rollout(
         recorder=recorder,
         raw_budget=raw_budget,
     )
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            result = stop.value
-            result.notes.extend(notes)
-            return result
+    result = run_to_end(generator)
+    result.notes.extend(notes)
+    return result

@@ -144,7 +144,7 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from mimviewer.attribution import AttributionRequest, Region, iter_attribution
     from mimviewer.attribution_images import write_attribution_image
-    from mimviewer.inference import pick_device, rollout
+    from mimviewer.inference import pick_device, rollout, run_to_end
     from mimviewer.limits import check_flag
 
     check_flag(args.steps, "--steps", 1, 10_000)  # integrated gradients: one backward pass per step
@@ -176,14 +176,10 @@ def run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
     )
     context = frames[:pre]
-    generator = iter_attribution(model, context, request)
-    while True:
-        try:
-            progress = next(generator)
-        except StopIteration as stop:
-            attribution = stop.value
-            break
-        print(f"  [{progress.done}/{progress.total}] {progress.text}", flush=True)
+    attribution = run_to_end(
+        iter_attribution(model, context, request),
+        each=lambda progress: print(f"  [{progress.done}/{progress.total}] {progress.text}", flush=True),
+    )
     attribution.meta.update(
         checkpoint=str(args.checkpoint), input=str(args.input), start=str(args.start), device=str(device)
     )
