@@ -167,8 +167,13 @@ def iter_rollout(
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             outputs[:, t] = frame  # float32, as frame.float() would give
             yield StepResult(t, pre, aft, outputs[:, t], recorder.step_slice(t) if recorder else {})
+    return _finished(outputs, recorder, pre, aft)
+
+
+def _finished(outputs: torch.Tensor, recorder: TraceRecorder | None, pre: int, aft: int) -> Rollout:
+    """The :class:`Rollout` of a finished run (eager or CUDA graph): outputs to numpy, trace closed."""
     stacked = outputs.cpu().numpy()
-    trace = recorder.finish(pre, aft) if recorder else None
+    trace = recorder.finish(pre, aft) if recorder is not None else None
     return Rollout(prediction=stacked[:, -aft:], outputs=stacked, trace=trace, pre=pre, aft=aft)
 
 
@@ -207,9 +212,7 @@ def rollout(
                 note = f"cuda graph off: capture failed ({first}); running eagerly"
             else:
                 captured.replay(x)
-                stacked = captured.outputs.cpu().numpy()
-                trace = captured.recorder.finish(pre, aft) if captured.recorder is not None else None
-                return Rollout(stacked[:, -aft:], stacked, trace, pre, aft)
+                return _finished(captured.outputs, captured.recorder, pre, aft)
         notes.append(note)
     generator = iter_rollout(
         model,
