@@ -184,6 +184,8 @@ class MIMStack(RecurrentModel):
     first_conv_key = "stlstm_layer.0.conv_x.0.weight"
     block_type: ClassVar[type[nn.Module]]  # the MIM block of layers 1..L-1
     novelty_type: ClassVar[type[nn.Module]]  # the MIM-N feeding each block
+    # the convs that read block l's previous states ("{l}": the block, "{n}": the MIM-N feeding it)
+    block_recurrent_keys: ClassVar[tuple[str, ...]]
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -201,6 +203,13 @@ class MIMStack(RecurrentModel):
     def quantities(self, layer: int) -> tuple[str, ...]:
         return ST_LSTM_QUANTITIES if layer == 0 else MIM_QUANTITIES
 
+    def recurrent_modules(self) -> dict[str, int]:
+        blocks = range(1, self.config.num_layers)
+        return {
+            "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
+            **{key.format(l=i, n=i - 1): i for key in self.block_recurrent_keys for i in blocks},
+        }
+
 
 @register_model(
     "mim",
@@ -212,6 +221,11 @@ class MIM(MIMStack):
 
     block_type = MIMBlock
     novelty_type = MIMN
+    block_recurrent_keys = (
+        "stlstm_layer.{l}.conv_t_cc.0",  # block: W_t * H_(t-1)
+        "stlstm_layer.{l}.conv_h_concat.0",  # MIM-S: W * C_(t-1)
+        "stlstm_layer_diff.{n}.conv_h_concat.0",  # MIM-N: W * Dn_(t-1)
+    )
     unused_checkpoint_keys = (r"stlstm_layer_diff\.\d+\.conv_last\..*",)
     weights_priority = 100
     hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight", "stlstm_layer.{i}.conv_s_cc.0.weight")
@@ -220,18 +234,8 @@ class MIM(MIMStack):
     def matches_weights(cls, state_dict) -> bool:
         return any(k.startswith("stlstm_layer") for k in state_dict)
 
-    def recurrent_modules(self) -> dict[str, int]:
-        blocks = range(1, self.config.num_layers)
-        return {
-            "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_t_cc.0": i for i in blocks},  # block: W_t * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_h_concat.0": i for i in blocks},  # MIM-S: W * C_(t-1)
-            **{f"stlstm_layer_diff.{i - 1}.conv_h_concat.0": i for i in blocks},  # MIM-N: W * Dn_(t-1)
-        }
-
     def init_state(self, batch: int, like: torch.Tensor) -> MIMState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return MIMState(
             t=0,
             layers=[(z, z) for z in zeros],

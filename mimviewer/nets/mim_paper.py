@@ -188,6 +188,11 @@ class MIMPaper(MIMStack):
 
     block_type = PaperMIMBlock
     novelty_type = PaperMIMN
+    block_recurrent_keys = (
+        "stlstm_layer.{l}.conv_h.0",  # block: W_h * H_(t-1)
+        "stlstm_layer.{l}.mim_s.conv_c.0",  # MIM-S: W_c * C_(t-1)
+        "stlstm_layer_diff.{n}.conv_n.0",  # MIM-N: W_n * N_(t-1)
+    )
     weights_priority = 110  # asked before mim: both keep their layers under stlstm_layer
     hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight",)
 
@@ -198,18 +203,8 @@ class MIMPaper(MIMStack):
             ".mim_s." in k or (k.startswith("stlstm_layer_diff.") and ".conv_n." in k) for k in state_dict
         )
 
-    def recurrent_modules(self) -> dict[str, int]:
-        blocks = range(1, self.config.num_layers)
-        return {
-            "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_h.0": i for i in blocks},  # block: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.mim_s.conv_c.0": i for i in blocks},  # MIM-S: W_c * C_(t-1)
-            **{f"stlstm_layer_diff.{i - 1}.conv_n.0": i for i in blocks},  # MIM-N: W_n * N_(t-1)
-        }
-
     def init_state(self, batch: int, like: torch.Tensor) -> PaperMIMState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PaperMIMState(
             layers=[(z, z) for z in zeros], memory=zeros[0], novelty=zeros[1:], stationary=zeros[1:]
         )

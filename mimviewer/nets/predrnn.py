@@ -149,8 +149,7 @@ class PredRNN(RecurrentModel):
         return {f"cell_list.{i}.conv_h.0": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
 
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PredRNNState(layers=[(z, z) for z in zeros], memory=zeros[-1])
 
     def step(self, x: torch.Tensor, state: PredRNNState, probe: Probe) -> tuple[torch.Tensor, PredRNNState]:

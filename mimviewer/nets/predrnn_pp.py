@@ -168,8 +168,7 @@ class PredRNNpp(RecurrentModel):
         }
 
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNppState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PredRNNppState(layers=[(z, z) for z in zeros], memory=zeros[-1], highway=zeros[0])
 
     def step(
