@@ -11,7 +11,7 @@ ours+probes per repeat) so that a busy machine slows all three alike; the median
 and give its largest error against our float32 rollout; on CUDA a ``--cuda-graph`` column
 times the same probed float32 rollout replayed as one CUDA graph.
 
-    .venv/bin/python benchmarks/bench_rollout.py                 # CPU, both configs
+    .venv/bin/python benchmarks/bench_rollout.py                 # CPU, small and realistic
     .venv/bin/python benchmarks/bench_rollout.py --device cuda --repeats 20
     .venv/bin/python benchmarks/bench_rollout.py --models mim --configs issue --threads 1 --clock cpu
 

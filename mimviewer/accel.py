@@ -150,10 +150,17 @@ def captured_rollout(
     side.wait_stream(torch.cuda.current_stream(frames.device))
     with torch.cuda.stream(side):
         for _ in range(2):  # lazy initialisation, cuDNN algorithm choice: outside the capture
-            _run_into(model, static, pre, aft, TraceRecorder(spec, steps) if spec else None, amp)
+            _run_into(
+                model,
+                static,
+                pre,
+                aft,
+                TraceRecorder(spec, steps, type(model).quantity_kinds) if spec else None,
+                amp,
+            )
     torch.cuda.current_stream(frames.device).wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    recorder = TraceRecorder(spec, steps) if spec is not None else None
+    recorder = TraceRecorder(spec, steps, type(model).quantity_kinds) if spec is not None else None
     with torch.cuda.graph(graph):
         outputs = _run_into(model, static, pre, aft, recorder, amp)
     graphs[key] = CapturedRollout(graph, static, outputs, recorder)

@@ -33,7 +33,7 @@ from mimviewer.atomic import OutputError, PathLike, atomic_path, write_bytes, wr
 from mimviewer.errors import ShapeError
 from mimviewer.metrics import summary
 from mimviewer.render import DIVERGING, ColourBar, ColourScale, FrameRenderer, value_scale
-from mimviewer.trace import STAT_NAMES, Trace
+from mimviewer.trace import KIND_MEASURES, STAT_NAMES, Trace
 
 # Border colours (RGB) that tell context frames (the model reads the truth) from predicted ones.
 CONTEXT_COLOUR = (70, 150, 255)
@@ -492,6 +492,7 @@ def write_metrics_json(
 TRACE_COLUMNS: tuple[str, ...] = (
     "layer",
     "quantity",
+    "kind",
     "step",
     "predicts_frame",
     "phase",
@@ -501,24 +502,38 @@ TRACE_COLUMNS: tuple[str, ...] = (
 
 
 def trace_rows(trace: Trace) -> list[dict[str, object]]:
-    """Every statistic of every (layer, quantity, step, sample) as flat records."""
+    """Every statistic of every (layer, quantity, step, sample) as flat records.
+
+    A statistic is None where it does not exist: at steps that did not compute the
+    quantity (``trace.valid``: MIM-N at step 0, E3D-LSTM's resting steps), and for
+    ``frac_still`` of anything but dH.
+    """
     rows: list[dict[str, object]] = []
     for layer in range(trace.num_layers):
         for name in trace.quantities(layer):
             if not trace.has(layer, name):
                 continue
             stats = np.stack([trace.stat(layer, name, s) for s in STAT_NAMES], -1)  # (steps, B, 6)
+            valid = trace.valid_steps(layer, name)
+            kind = trace.kind(layer, name)
             for step in range(stats.shape[0]):
                 for sample in range(stats.shape[1]):
                     row: dict[str, object] = {
                         "layer": layer,
                         "quantity": name,
+                        "kind": kind,
                         "step": step,
                         "predicts_frame": step + 1,
                         "phase": "predicted" if step + 1 >= trace.pre else "context",
                         "sample": sample,
                     }
-                    row.update({s: float(v) for s, v in zip(STAT_NAMES, stats[step, sample], strict=True)})
+                    values = stats[step, sample]
+                    row.update(
+                        {
+                            s: float(v) if valid[step] and math.isfinite(v) else None
+                            for s, v in zip(STAT_NAMES, values, strict=True)
+                        }
+                    )
                     rows.append(row)
     return rows
 
@@ -526,8 +541,11 @@ def trace_rows(trace: Trace) -> list[dict[str, object]]:
 def write_trace_stats(path: str | Path, trace: Trace) -> Path:
     """Gate and memory statistics per layer / quantity / step / sample as .csv or .json.
 
-    ``frac_low``/``frac_high``: share of units below ``lo`` / above ``hi`` (saturation);
-    ``frac_still``: share with ``|value| < eps`` (for dH: the state did not change).
+    ``frac_low``/``frac_high``: share of values below / above the thresholds of the
+    quantity's kind (gates: saturated, < lo / > hi; states: large, < -a / > a; dH:
+    changing, <= -eps / >= eps); ``frac_still``: share of dH with ``|value| < eps`` (the
+    state did not change). A statistic that does not exist is empty in CSV, null in JSON:
+    at steps that did not compute the quantity, and frac_still of anything but dH.
     """
     path = Path(path)
     rows = trace_rows(trace)
@@ -537,7 +555,9 @@ def write_trace_stats(path: str | Path, trace: Trace) -> Path:
         writer = csv.DictWriter(buffer, fieldnames=TRACE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+            writer.writerow(
+                {k: repr(v) if isinstance(v, float) else "" if v is None else v for k, v in row.items()}
+            )
         write_text(path, buffer.getvalue())
     elif path.suffix.lower() == ".json":
         document = {
@@ -546,9 +566,12 @@ def write_trace_stats(path: str | Path, trace: Trace) -> Path:
             "lo": spec.lo,
             "hi": spec.hi,
             "eps": spec.eps,
-            "rows": [{k: _number(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows],
+            "state_bound": spec.state_bound,
+            "channel": spec.channel,
+            "measures": KIND_MEASURES,
+            "rows": rows,
         }
-        write_text(path, json.dumps(document, indent=1) + "\n")
+        write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
     else:
         raise ExportError(f"{path}: gate statistics are written as .csv or .json")
     return path
@@ -612,6 +635,10 @@ def render_heatmap_grid(
             x = label_w + q * (cell + MARGIN)
             if not trace.has(layer, name):
                 image[y : y + cell, x : x + cell] = (48, 48, 48)
+                continue
+            if not trace.valid_steps(layer, name)[step]:  # MIM-N at step 0, E3D's resting steps
+                image[y : y + cell, x : x + cell] = (220, 220, 220)
+                _text(image, _fit("not computed", cell), x + 2, y + cell // 2 + 4, (40, 40, 40), 0.35)
                 continue
             scale = heatmap_scale(trace, layer, name, reduction, sample)
             values = _as_image(trace.map(layer, name, reduction)[step, sample])

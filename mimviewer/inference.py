@@ -24,7 +24,7 @@ from mimviewer.errors import MimviewerError, ShapeError
 from mimviewer.limits import shorten
 from mimviewer.memory import RAW_BUDGET_BYTES, check_raw_budget
 from mimviewer.nets.base import RecurrentModel
-from mimviewer.trace import ProbeSpec, Trace, TraceRecorder
+from mimviewer.trace import HostStep, ProbeSpec, Trace, TraceRecorder
 
 __all__ = ["Rollout", "StepResult", "as_frames", "bf16_supported", "iter_rollout", "pick_device", "rollout"]
 
@@ -57,7 +57,22 @@ class StepResult:
     pre: int
     aft: int
     frame: torch.Tensor
-    probes: dict[str, tuple[torch.Tensor, torch.Tensor]]  # key -> (maps (4,B,*S), stats (B,6))
+    recorder: TraceRecorder | None = None
+
+    @property
+    def probes(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """key -> (maps (4,B,*S), stats (B,6)) of this step, on the device."""
+        return {} if self.recorder is None else self.recorder.step_slice(self.t)
+
+    def host_probes(self, sample: slice | int = slice(None)) -> HostStep:
+        """This step's maps and statistics as numpy, in one packed device-to-host copy.
+
+        The GUI path: one copy per step (pinned, non-blocking on CUDA) instead of one
+        synchronising copy per quantity. ``sample`` picks batch items (int: that one only).
+        """
+        if self.recorder is None:
+            return HostStep({}, {}, {})
+        return self.recorder.host_step(self.t, sample)
 
     @property
     def steps(self) -> int:
@@ -157,7 +172,7 @@ def iter_rollout(
     pre, aft, device, x = _prepare(model, frames, pre, aft, device, amp)
     steps = pre + aft - 1
     if recorder is None and probes is not None:
-        recorder = TraceRecorder(probes, steps)
+        recorder = TraceRecorder(probes, steps, type(model).quantity_kinds)
     if recorder is not None:
         check_raw_budget(model, recorder.spec, x.shape[0], pre, aft, raw_budget)
     b, _, c, h, w = x.shape
@@ -166,7 +181,7 @@ def iter_rollout(
         kwargs = {"probe": recorder} if recorder is not None else {}
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             outputs[:, t] = frame  # float32, as frame.float() would give
-            yield StepResult(t, pre, aft, outputs[:, t], recorder.step_slice(t) if recorder else {})
+            yield StepResult(t, pre, aft, outputs[:, t], recorder)
     return _finished(outputs, recorder, pre, aft)
 
 

@@ -41,7 +41,7 @@ class _ShapeProbe(Probe):
 
     def __init__(self, spec: ProbeSpec):
         self.spec = spec
-        self.elements: dict[str, int] = {}  # key -> elements per sequence, summed over steps
+        self.elements: dict[str, int] = {}  # key -> elements per sequence of one step
         self.spatial: dict[str, int] = {}  # key -> H'*W' (or units) of one map
         self.steps: dict[str, set[int]] = {}  # key -> the steps that record it
         self.t = 0
@@ -54,7 +54,7 @@ class _ShapeProbe(Probe):
         for recorded in names:
             if self.spec.wants(layer, recorded):
                 k = key(layer, recorded)
-                self.elements[k] = self.elements.get(k, 0) + value[0].numel()
+                self.elements[k] = value[0].numel()
                 self.spatial[k] = value[0, 0].numel()
                 self.steps.setdefault(k, set()).add(self.t)
 
@@ -128,7 +128,7 @@ def _estimate(config_json: str, spec: ProbeSpec, batch: int, pre: int, aft: int)
     reduced = sum(
         4 * batch * steps * (len(MAP_REDUCTIONS) * probe.spatial[k] + len(STAT_NAMES)) for k in probe.elements
     )
-    raw = sum(4 * batch * n for n in probe.elements.values())
+    raw = sum(4 * batch * steps * n for n in probe.elements.values())  # by step, NaN where not computed
     # one count per storage: E3D's recall keys are views of their buffer
     storages = {t.untyped_storage()._cdata: t.untyped_storage().nbytes() for t in _tensors(last[0])}
     state = sum(storages.values())

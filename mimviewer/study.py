@@ -103,16 +103,11 @@ def active_cells(frames: np.ndarray, patch: int, threshold: float, steps: int) -
     return np.moveaxis(present[:, :steps] | present[:, 1 : steps + 1], 1, 0)
 
 
-def _raw(trace: Trace, layer: int, name: str, steps: int) -> np.ndarray:
-    """Raw values (steps, N, C, H', W') as float64; steps a module did not run are NaN.
-
-    MIM-N has no difference to read at step 0 and computes no gates there, so its gates
-    hold one entry fewer; those missing steps are the first ones.
-    """
+def _raw(trace: Trace, layer: int, name: str) -> np.ndarray:
+    """Raw values (steps, N, C, H', W') as float64, indexed by step; NaN where the step did not
+    compute the quantity (``trace.valid``: MIM-N at step 0, E3D-LSTM's resting steps)."""
     raw = trace.raw[f"{layer}/{name}"].astype(np.float64)
-    missing = steps - raw.shape[0]
-    if missing:
-        raw = np.concatenate([np.full((missing, *raw.shape[1:]), np.nan), raw])
+    raw[~trace.valid_steps(layer, name)] = np.nan
     return raw
 
 
@@ -150,8 +145,8 @@ def study_model(
         for gate in FORGET_GATES:
             if trace.has(layer, gate):
                 label = f"L{layer} {gate}"
-                raw = _raw(trace, layer, gate, steps)  # (steps, N, C, H', W'), NaN where not computed
-                missing = np.isnan(raw).all(axis=(1, 2, 3, 4))
+                raw = _raw(trace, layer, gate)  # (steps, N, C, H', W'), NaN where not computed
+                missing = ~trace.valid_steps(layer, gate)
                 saturated[label] = np.where(
                     missing, np.nan, trace.stat(layer, gate, "frac_saturated").mean(1)
                 )
@@ -173,7 +168,7 @@ def study_model(
                 histograms_active[label] = counts / max(1, counts.sum())
         for signal in MIM_SIGNALS:
             if trace.has(layer, signal):
-                raw = _raw(trace, layer, signal, steps)
+                raw = _raw(trace, layer, signal)
                 signals[f"L{layer} {signal}"] = np.sqrt((raw**2).mean(axis=(1, 2, 3, 4)))
     share = float(active[cfg.pre - 1 :].mean())
     return StudyResult(

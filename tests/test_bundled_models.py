@@ -119,8 +119,8 @@ def test_saturation_study_of_a_bundled_radar_model_writes_figures_and_numbers(tm
         np.testing.assert_allclose(
             curve, result.saturated_low[label] + result.saturated_high[label], atol=1e-6
         )
-    # MIM-N's input is the difference of H^1: zero at the first step, moving afterwards
-    assert result.signals["L1 D"][0] == 0 and result.signals["L1 D"][1:].max() > 0
+    # MIM-N's input is the difference of H^1: not computed at the first step (NaN), moving afterwards
+    assert np.isnan(result.signals["L1 D"][0]) and result.signals["L1 D"][1:].max() > 0
     written = write_study([result], tmp_path)
     assert written["mim_storms_saturation"].stat().st_size > 1000
     numbers = json.loads(written["numbers"].read_text())["mim_storms"]

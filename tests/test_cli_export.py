@@ -166,3 +166,16 @@ def test_sample_and_start_pick_the_sequence_and_frames_scored(tmp_path):
     document = json.loads((tmp_path / "s.json").read_text())
     assert document["first_frame"] == 1 + PRE and document["sample"] == 1
     np.testing.assert_allclose(document["per_frame"]["mae"], expected["mae"], rtol=1e-6)
+
+
+def test_gate_statistics_take_thresholds_and_refuse_lo_above_hi(files, capsys):
+    folder, _, _ = files
+    base = ["export", str(folder / "tiny.safetensors"), str(folder / "seq.npy"), "-o", str(folder / "m.csv")]
+    stats = folder / "gates.json"
+    assert main([*base, "--stats", str(stats), "--lo", "0.4", "--hi", "0.55", "--dh-eps", "0.01"]) == 0
+    document = json.loads(stats.read_text())
+    assert (document["lo"], document["hi"], document["eps"]) == (0.4, 0.55, 0.01)
+    assert any(row["frac_high"] for row in document["rows"] if row["quantity"] == "f")
+    capsys.readouterr()
+    assert main([*base, "--stats", str(stats), "--lo", "0.6", "--hi", "0.6"]) != 0
+    assert "lo < hi" in capsys.readouterr().err

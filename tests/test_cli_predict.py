@@ -256,3 +256,24 @@ def test_float_frames_in_0_255_are_divided_by_255_and_reported(
         )
     assert "read as 0..255" in capsys.readouterr().out
     np.testing.assert_array_equal(np.load(tmp_path / "float255-out.npy"), np.load(tmp_path / "uint8-out.npy"))
+
+
+def test_trace_settings_from_the_command_line(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    frames = np.random.default_rng(4).random((2, 3, 1, 16, 16), dtype=np.float32)
+    np.save(tmp_path / "in.npy", frames)
+    settings = ("--lo", "0.3", "--hi", "0.6", "--dh-eps", "0.02", "--state-bound", "0.4", "--channel", "2")
+    out = ("-o", tmp_path / "p.npy", "--trace", tmp_path / "t.npz")
+    args = ("predict", checkpoint, tmp_path / "in.npy", *out)
+    assert run_cli(*args, *settings) == 0
+    trace = Trace.load(tmp_path / "t.npz")
+    assert (trace.spec.lo, trace.spec.hi, trace.spec.eps, trace.spec.state_bound) == (0.3, 0.6, 0.02, 0.4)
+    assert trace.spec.channel == 2
+    # the same numbers as the library gives with those settings
+    loaded = load_checkpoint(checkpoint)
+    expected = rollout(loaded.model, frames, 3, 2, probes=trace.spec).trace
+    np.testing.assert_array_equal(trace.stat(1, "f", "frac_high"), expected.stat(1, "f", "frac_high"))
+    np.testing.assert_array_equal(trace.stat(0, "dH", "frac_still"), expected.stat(0, "dH", "frac_still"))
+    # lo >= hi is refused before any work, in one line
+    assert run_cli(*args, "--lo", "0.9", "--hi", "0.2") != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lo < hi" in err[0]

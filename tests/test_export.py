@@ -159,7 +159,12 @@ def test_gate_statistics_csv_and_json_match_the_trace(tmp_path, trace):
     for row in rows:
         layer, name, step = int(row["layer"]), row["quantity"], int(row["step"])
         for stat in STAT_NAMES:
-            assert float(row[stat]) == trace.stat(layer, name, stat)[step, 0]
+            expected = trace.stat(layer, name, stat)[step, 0]
+            if stat == "frac_still" and name != "dH":  # dH only: empty elsewhere
+                assert np.isnan(expected) and row[stat] == ""
+            else:
+                assert float(row[stat]) == expected
+        assert row["kind"] == ("change" if name == "dH" else "gate" if name in "ifo" else "state")
         assert row["phase"] == ("predicted" if step + 1 >= PRE else "context")
     forget = next(r for r in document["rows"] if r["layer"] == 1 and r["quantity"] == "f" and r["step"] == 2)
     assert forget["frac_high"] == pytest.approx(float(trace.stat(1, "f", "frac_high")[2, 0]))

@@ -27,6 +27,7 @@ OUTPUT_SUFFIXES = (".gif", ".mp4", ".png", ".csv", ".json")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mimviewer.commands.predict import add_config_flags, add_fit_flag
+    from mimviewer.commands.probe_options import add_probe_flags
 
     parser = subparsers.add_parser(
         "export",
@@ -66,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     add_fit_flag(parser)
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -102,12 +104,12 @@ def _model_names(paths: list[Path], archs: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from mimviewer import export
     from mimviewer.atomic import check_output
+    from mimviewer.commands.probe_options import probe_spec
     from mimviewer.data import adapt
     from mimviewer.forecast import forecast_metrics
     from mimviewer.inference import pick_device, rollout
     from mimviewer.metrics import summary
     from mimviewer.render import FrameRenderer
-    from mimviewer.trace import ProbeSpec
 
     output = Path(args.output)
     suffix = output.suffix.lower()
@@ -119,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(output, sources)
     if args.stats:
         check_output(args.stats, sources)
+    spec = probe_spec(args) if args.stats else None  # checked (lo < hi, ...) before any work
     device = pick_device(args.device)
     check_fps(args.fps)
     check_flag(args.start, "--start", 0, 2**40)
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     predictions: dict[str, np.ndarray] = {}
     trace = None
     for i, (model, name) in enumerate(zip(models, names, strict=True)):
-        probes = ProbeSpec() if args.stats and i == 0 else None
+        probes = spec if i == 0 else None
         result = rollout(model, context[None], pre, aft, probes=probes, device=device)
         predictions[name] = result.prediction[0]  # (aft, C, H, W)
         trace = trace or result.trace

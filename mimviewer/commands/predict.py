@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mimviewer.access import check_readable
+from mimviewer.commands.probe_options import add_probe_flags, probe_spec
 from mimviewer.errors import DataError, ShapeError
 from mimviewer.limits import FIELD_RANGES, MAX_BATCH, check_flag, check_memory, check_rollout, shorten
 
@@ -124,6 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_fit_flag(parser)
     add_speed_flags(parser)
     add_config_flags(parser)
+    add_probe_flags(parser)
     parser.set_defaults(run=run)
 
 
@@ -213,7 +215,7 @@ def read_input(path: str | Path) -> InputFrames:
 
 def _concat_traces(traces: list) -> Any:
     """One Trace over all batches: maps (steps, 4, B, ...) along axis 2, stats (steps, B, 6) along 1."""
-    from mimviewer.trace import Trace
+    from mimviewer.trace import Trace, split_key
 
     first = traces[0]
     if len(traces) == 1:
@@ -221,7 +223,8 @@ def _concat_traces(traces: list) -> Any:
     maps = {k: np.concatenate([t.maps[k] for t in traces], axis=2) for k in first.maps}
     stats = {k: np.concatenate([t.stats[k] for t in traces], axis=1) for k in first.stats}
     raw = {k: np.concatenate([t.raw[k] for t in traces], axis=1) for k in first.raw}
-    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw)
+    valid = {k: np.logical_and.reduce([t.valid_steps(*split_key(k)) for t in traces]) for k in first.maps}
+    return Trace(maps=maps, stats=stats, spec=first.spec, pre=first.pre, aft=first.aft, raw=raw, valid=valid)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -236,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
     output = check_output(args.output, sources)
     if args.trace:
         check_output(args.trace, sources)
+    spec = probe_spec(args) if args.trace else None  # checked before any work
     device = pick_device(args.device)
     check_flag(args.batch_size, "--batch-size", 1, MAX_BATCH)
     inputs = read_input(args.input)
@@ -291,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
                 cuda_graph=graph,
             )
 
-        probes = ProbeSpec() if args.trace else None
+        probes = spec
         with device_memory_errors(f"{args.checkpoint} on {args.input}", device):
             if args.delta_eps is None:
                 result = run_batch(probes)

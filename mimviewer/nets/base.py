@@ -68,6 +68,8 @@ class RecurrentModel(nn.Module):
     arch: ClassVar[str] = ""
     # Quantities each layer records, in display order (subclasses override; may vary per layer).
     layer_quantities: ClassVar[tuple[str, ...]] = ()
+    # Kinds that differ from trace.quantity_kind's reading of the name (e.g. a tanh "o" is a state).
+    quantity_kinds: ClassVar[dict[str, str]] = {}
     # Regexes of checkpoint keys that reference implementations store but never use
     # (e.g. OpenSTL's ConvLSTM cells carry an unused conv_o); the loader drops them.
     unused_checkpoint_keys: ClassVar[tuple[str, ...]] = ()

@@ -13,10 +13,12 @@ follows the code, and so do we (checkpoint keys and gate orders included):
 * ``stlstm_layer_diff.{l-1}.*``: the MIM-N feeding layer l (same four names; OpenSTL also
   stores an unused ``conv_last`` there, which the loader drops).
 
-What happens at step 0 (OpenSTL's code): there is no previous H, so D is defined as zero;
-OpenSTL runs MIM-N on that zero and throws every result away, so its state stays empty
-(zero) and the MIM block reads Dn = 0. We skip that wasted call: at step 0 the MIM-N gates
-are not recorded, and D, N and Dn are recorded as the zeros that are in play.
+What happens at step 0 (OpenSTL's code): there is no previous H, so there is no difference
+D; OpenSTL runs MIM-N on zeros and throws every result away, so its state stays empty (zero)
+and the MIM block reads Dn = 0. We skip that wasted call, and record nothing of MIM-N at
+step 0 (D, its gates, N and Dn are "not computed" there: NaN with a validity mask in the
+Trace, never 0). MIM-S does run at step 0 (on Dn = 0 and the zero C_prev; its output feeds
+C), in OpenSTL as here, so its quantities are recorded at every step.
 
 Departures from OpenSTL: it keeps MIM-S's cell state S on the module between calls, so one
 batch leaks into the next (and a batch of another size fails); here S is ordinary rollout
@@ -251,11 +253,8 @@ class MIM(MIMStack):
         diff, stationary = [], []
         d = out.h - h_below_prev  # D for the first MIM-N: H^0_t - H^0_(t-1)
         for layer in range(1, self.config.num_layers):
-            if state.t == 0:  # no difference yet: MIM-N keeps its empty state, Dn = 0
-                d = torch.zeros_like(d)
+            if state.t == 0:  # no difference yet: MIM-N computes nothing (not recorded), Dn = 0
                 dn, n = state.diff[layer - 1]
-                for name, value in (("D", d), ("N", n), ("Dn", dn)):
-                    probe.record(layer, name, value)
             else:
                 mimn = self.stlstm_layer_diff[layer - 1](d, *state.diff[layer - 1], probe, layer)
                 dn, n = mimn.h, mimn.c

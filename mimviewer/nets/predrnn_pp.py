@@ -17,7 +17,7 @@ Differences from OpenSTL, both only where OpenSTL cannot run at all:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -126,6 +126,8 @@ class PredRNNpp(RecurrentModel):
     """
 
     layer_quantities = ("i", "f", "g", "i'", "f'", "g'", "o", "C", "M", "H")
+    # the causal LSTM's output "gate" is tanh, in [-1, 1]: a state, not a gate
+    quantity_kinds: ClassVar[dict[str, str]] = {"o": "state"}
     highway_quantities = ("Z.p", "Z.u", "Z")
     # OpenSTL builds a conv_o in every causal cell but never uses it.
     unused_checkpoint_keys = (r"cell_list\.\d+\.conv_o\..*",)

@@ -1,10 +1,10 @@
-"""The internals panel: heatmap grid (layers x quantities), reduction, thresholds, saturation curves."""
+"""The internals panel: the heatmap grid, reduction and probe settings, curves of the two tails."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -18,9 +18,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mimviewer.errors import ConfigError
+from mimviewer.quantities import display_name
 from mimviewer.render import TABLES
 from mimviewer.trace import QUANTITIES
-from mimviewer.viewmodel import REDUCTIONS, Session, is_gate
+from mimviewer.ui.heatmap_grid import HeatmapGrid
+from mimviewer.viewmodel import REDUCTIONS, Session
 
 QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
 LAYER_PENS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#db2777")
@@ -87,7 +90,16 @@ class HeatmapDialog(QDialog):
         if data is None:
             self.image.clear()
             return
+        if not np.isfinite(data).any():
+            self.label.setText(f"step {step} · not computed at this step")
+        rgb = data.ndim == 3  # the two-colour split: blue = share below, red = share above
+        self.bar.setVisible(not rgb)
         self.bar.setColorMap(colour_map(lut_for(levels)))
+        if rgb:
+            self.image.setLookupTable(None)
+            self.image.setImage(np.nan_to_num(data), autoLevels=False, levels=(0.0, 1.0))
+            return
+        self.image.setLookupTable(lut_for(levels))
         self.image.setImage(data, autoLevels=False)
         self.bar.setLevels(levels)
 
@@ -95,34 +107,47 @@ class HeatmapDialog(QDialog):
 class InternalsPanel(QWidget):
     """Heatmaps of the chosen quantities for the current step; the session does the maths."""
 
-    # New thresholds or channel, but the raw values were too big to keep: inference must run again.
+    # New settings, but the raw values were too big to keep: inference must run again.
     rerun_requested = Signal()
+    # A heatmap pixel was clicked / hovered: (slot, row, column) of the grid cell.
+    location_clicked = Signal(int, int, int)
+    location_hovered = Signal(int, int, int)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.slot = 0
         self.dialogs: list[HeatmapDialog] = []
+        self.hovered: tuple[int, str, int, int] | None = None  # the cell the readout describes
 
         self.model_choice = QComboBox()
-        self.model_choice.setToolTip("Which model's internals")
+        self.model_choice.setToolTip("Which model's internals (the compared model's too)")
         self.model_choice.currentIndexChanged.connect(self._on_model_choice)
         self.reduction = QComboBox()
         for name, label in REDUCTIONS.items():
             self.reduction.addItem(label, name)
-        self.reduction.setToolTip("How the channels of each quantity become one map")
+        self.reduction.setToolTip(
+            "How the channels of each quantity become one map. Below/above are measured by kind: "
+            "gates saturated (< lo, > hi), states large (< -a, > +a), dH changing (<= -eps, >= +eps)"
+        )
         self.reduction.currentIndexChanged.connect(
             lambda _: setattr(session, "reduction", self.reduction.currentData())
         )
-        self.lo = QDoubleSpinBox(
-            minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=session.thresholds[0]
-        )
-        self.hi = QDoubleSpinBox(
-            minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=session.thresholds[1]
-        )
-        for box, tip in ((self.lo, "saturated low below"), (self.hi, "saturated high above")):
-            box.setToolTip(f"A unit counts as {tip} this value")
-            box.valueChanged.connect(self._on_thresholds)
+        lo, hi = session.thresholds
+        self.lo = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=lo)
+        self.hi = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2, value=hi)
+        self.lo.setToolTip("A gate below lo counts as saturated low (lo < hi)")
+        self.hi.setToolTip("A gate above hi counts as saturated high (lo < hi)")
+        self.lo.valueChanged.connect(self._on_thresholds)
+        self.hi.valueChanged.connect(self._on_thresholds)
+        self.bound = QDoubleSpinBox(minimum=0.01, maximum=100.0, singleStep=0.1, decimals=2)
+        self.bound.setValue(session.state_bound)
+        self.bound.setToolTip("a: a state (C, M, N, S, H, ...) with |x| > a counts as large")
+        self.bound.valueChanged.connect(lambda value: self._apply(state_bound=value))
+        self.eps = QDoubleSpinBox(minimum=1e-6, maximum=10.0, singleStep=1e-3, decimals=6)
+        self.eps.setValue(session.eps)
+        self.eps.setToolTip("dH with |dH| < eps counts as still (no temporal change)")
+        self.eps.valueChanged.connect(lambda value: self._apply(eps=value))
         self.channel = QSpinBox(minimum=0, maximum=4095, value=session.channel)
         self.channel.setToolTip("Channel shown by the 'one channel' reduction")
         self.channel.valueChanged.connect(self._on_channel)
@@ -136,40 +161,47 @@ class InternalsPanel(QWidget):
         controls.addWidget(self.reduction, 1, 1)
         controls.addWidget(QLabel("channel"), 1, 2)
         controls.addWidget(self.channel, 1, 3)
-        controls.addWidget(QLabel("saturated below"), 2, 0)
+        controls.addWidget(QLabel("gates: below lo"), 2, 0)
         controls.addWidget(self.lo, 2, 1)
-        controls.addWidget(QLabel("or above"), 2, 2)
+        controls.addWidget(QLabel("above hi"), 2, 2)
         controls.addWidget(self.hi, 2, 3)
-        controls.addWidget(QLabel("show"), 3, 0)
-        controls.addWidget(self.quantity_box, 3, 1, 1, 3)
+        controls.addWidget(QLabel("states: |x| > a"), 3, 0)
+        controls.addWidget(self.bound, 3, 1)
+        controls.addWidget(QLabel("dH still: |dH| < eps"), 3, 2)
+        controls.addWidget(self.eps, 3, 3)
+        controls.addWidget(QLabel("show"), 4, 0)
+        controls.addWidget(self.quantity_box, 4, 1, 1, 3)
         self.controls = controls
 
-        self.grid = pg.GraphicsLayoutWidget()
-        self.grid.scene().sigMouseMoved.connect(self._on_hover)
-        self.grid.scene().sigMouseClicked.connect(self._on_click)
+        self.grid = HeatmapGrid(session)
+        self.grid.hovered.connect(self._on_hover)
+        self.grid.clicked.connect(self._on_click)
+        self.grid.double_clicked.connect(lambda layer, name, *_: self.enlarge(layer, name))
         self.hover = QLabel(
-            "Colours: gates and fractions from 0 (purple) to 1 (yellow); other quantities blue (−) to "
-            "red (+), scaled to each cell's largest value. Hover a heatmap to read it; click to enlarge."
+            "One colour scale per quantity row (bar and units at its end). Hover a heatmap to read "
+            "it; click for every quantity at that location over time; double-click to enlarge."
         )
         self.hover.setWordWrap(True)
         self.curve_quantity = QComboBox()
-        self.curve_quantity.setToolTip("Quantity whose saturated fraction is plotted per layer")
-        self.curve_quantity.currentTextChanged.connect(lambda _: self.refresh_curves())
+        self.curve_quantity.setToolTip("Quantity whose shares below (dashed) and above (solid) are plotted")
+        self.curve_quantity.currentIndexChanged.connect(lambda _: self.refresh_curves())
         self.curves = pg.PlotWidget()
-        self.curves.setMinimumHeight(150)
+        self.curves.setMinimumHeight(120)
         self.curves.setMouseEnabled(x=False, y=False)
         self.curves.hideButtons()
         self.curves.showGrid(x=True, y=True, alpha=0.3)
         self.curves.setLabel("bottom", "step")
-        self.curves.setLabel("left", "saturated fraction")
+        self.curves.setLabel("left", "share")
         self.curves.setYRange(0, 1)
         self.curves.addLegend(offset=(-10, 5))
         self.curve_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=1))
         self.curves.addItem(self.curve_cursor)
         self.curves.setXRange(0, 18)
+        self.curve_measure = QLabel()
         curve_head = QHBoxLayout()
-        curve_head.addWidget(QLabel("saturation over time of"))
+        curve_head.addWidget(QLabel("over time:"))
         curve_head.addWidget(self.curve_quantity, 1)
+        curve_head.addWidget(self.curve_measure, 2)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
@@ -179,13 +211,17 @@ class InternalsPanel(QWidget):
         layout.addLayout(curve_head)
         layout.addWidget(self.curves, 1)
 
-        self.cells: dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem]] = {}
         session.events.models.connect(lambda slot: self.rebuild())
         session.events.sequence.connect(lambda: self.rebuild())
         session.events.internals.connect(lambda: self.refresh())
         session.events.frame.connect(lambda frame: self.refresh_images())
         session.events.step.connect(self._on_step)
         self.rebuild()
+
+    @property
+    def cells(self) -> dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem]]:
+        """(layer, quantity) -> (view, image) of every heatmap in the grid."""
+        return {k: (view, image) for k, (view, image, _note) in self.grid.cells.items()}
 
     # -- structure ------------------------------------------------------------------------
     def rebuild(self) -> None:
@@ -214,7 +250,7 @@ class InternalsPanel(QWidget):
                 row = QHBoxLayout()
                 row.setSpacing(2)
                 rows.addLayout(row)
-            button = QToolButton(text=name)
+            button = QToolButton(text=display_name(name))
             button.setCheckable(True)
             button.setChecked(name in session.quantities)
             button.setToolTip(describe(name))
@@ -228,17 +264,19 @@ class InternalsPanel(QWidget):
         self.quantity_box.deleteLater()
         self.quantity_box = box
 
-        gates = [q for q in session.available_quantities(self.slot) if is_gate(q)]
-        current = self.curve_quantity.currentText()
+        current = self.curve_quantity.currentData()
+        names = session.available_quantities(self.slot)
         self.curve_quantity.blockSignals(True)
         self.curve_quantity.clear()
-        self.curve_quantity.addItems(gates)
-        self.curve_quantity.setCurrentText(current if current in gates else ("f" if "f" in gates else ""))
+        for name in names:
+            self.curve_quantity.addItem(display_name(name), name)
+        index = self.curve_quantity.findData(current if current in names else "f")
+        self.curve_quantity.setCurrentIndex(max(index, 0))
         self.curve_quantity.blockSignals(False)
         self.refresh()
 
     def refresh(self) -> None:
-        """Quantities, reduction or thresholds changed: re-lay the grid, redraw images and curves."""
+        """Quantities, reduction or settings changed: re-lay the grid, redraw images and curves."""
         session = self.session
         for name, button in self.quantity_buttons.items():
             button.blockSignals(True)
@@ -248,65 +286,54 @@ class InternalsPanel(QWidget):
         self.reduction.setCurrentIndex(self.reduction.findData(session.reduction))
         self.reduction.blockSignals(False)
         self.channel.setEnabled(session.reduction == "channel")
+        settings = session.probe_settings  # the boxes follow the session (set from code, or refused)
+        for box, value in (
+            (self.lo, settings.lo),
+            (self.hi, settings.hi),
+            (self.bound, settings.state_bound),
+            (self.eps, settings.eps),
+            (self.channel, settings.channel),
+        ):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
         self._layout_grid()
         self.refresh_images()
         self.refresh_curves()
 
     def _layout_grid(self) -> None:
-        self.grid.clear()
-        self.cells = {}
         session = self.session
-        layers = session.num_layers(self.slot)
-        names = session.quantities
-        if not layers or not names:
-            self.grid.addLabel("no model loaded" if not layers else "choose quantities to show", 0, 0)
-            return
-        for col, name in enumerate(names):
-            self.grid.addLabel(f"<b>{name}</b>", row=0, col=col + 1, size="10pt")
-        for layer in range(layers):
-            self.grid.addLabel(f"layer {layer}", row=layer + 1, col=0, angle=-90, size="9pt")
-            for col, name in enumerate(names):
-                if not session.has(layer, name, self.slot):
-                    self.grid.addLabel("—", row=layer + 1, col=col + 1)
-                    continue
-                view = self.grid.addViewBox(
-                    row=layer + 1,
-                    col=col + 1,
-                    # unit x step maps of the 1-D family are long and thin: let them fill the cell
-                    lockAspect=not session.is_vector(layer, name, self.slot),
-                    invertY=True,
-                    enableMenu=False,
-                )
-                view.setMouseEnabled(False, False)
-                image = pg.ImageItem()
-                view.addItem(image)
-                self.cells[(layer, name)] = (view, image)
+        shown = [n for n in session.quantities if n in session.available_quantities(self.slot)]
+        self.grid.rebuild(self.slot, shown)
 
     def refresh_images(self) -> None:
-        session = self.session
-        step = session.step_of_frame()
-        for (layer, name), (view, image) in self.cells.items():
-            data = session.heatmap(layer, name, step, slot=self.slot)
-            if data is None:
-                image.clear()
-                continue
-            levels = session.heatmap_levels(layer, name, slot=self.slot)
-            image.setLookupTable(lut_for(levels))
-            image.setImage(data, autoLevels=False, levels=levels)
-            if view.autoRangeEnabled()[0]:
-                view.autoRange(padding=0)
-                view.disableAutoRange()
-        self.curve_cursor.setValue(step)
+        self.grid.refresh(lut_for)
+        self.curve_cursor.setValue(self.session.step_of_frame())
+        if self.hovered is not None:  # the readout follows the frame (keys, slider, playback)
+            self.hover.setText(self.describe_cell(*self.hovered))
 
     def refresh_curves(self) -> None:
         self.curves.clear()
         self.curves.addItem(self.curve_cursor)
-        name = self.curve_quantity.currentText()
+        name = self.curve_quantity.currentData()
         if not name:
+            self.curve_measure.setText("")
             return
-        for layer, values in self.session.saturation_curves(name, slot=self.slot).items():
-            pen = pg.mkPen(LAYER_PENS[layer % len(LAYER_PENS)], width=2)
-            self.curves.plot(np.arange(len(values)), values, pen=pen, name=f"layer {layer}")
+        self.curve_measure.setText(self.session.measure(name, self.slot))
+        for layer, (low, high) in self.session.split_curves(name, slot=self.slot).items():
+            colour = LAYER_PENS[layer % len(LAYER_PENS)]
+            steps = np.arange(len(low))
+            # NaN (not computed at a step) breaks a curve there
+            self.curves.plot(
+                steps, high, pen=pg.mkPen(colour, width=2), connect="finite", name=f"L{layer} above"
+            )
+            self.curves.plot(
+                steps,
+                low,
+                pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine),
+                connect="finite",
+                name=f"L{layer} below",
+            )
         self.curves.setYRange(0, 1)
         self.curves.setXRange(0, max(self.session.steps - 1, 1) if self.session.models else 18)
 
@@ -322,56 +349,67 @@ class InternalsPanel(QWidget):
     def _on_model_choice(self, _index: int) -> None:
         data = self.model_choice.currentData()
         self.slot = int(data) if data is not None else 0
-        self.refresh()
+        self.rebuild()
 
     def _on_quantities(self) -> None:
-        self.session.quantities = [n for n, b in self.quantity_buttons.items() if b.isChecked()]
+        chosen = [n for n, b in self.quantity_buttons.items() if b.isChecked()]
+        others = [n for n in self.session.quantities if n not in self.quantity_buttons]
+        self.session.quantities = chosen + others  # keep what only the other model has
 
     def _on_thresholds(self) -> None:
-        self.session.set_thresholds(self.lo.value(), self.hi.value())
-        self._rerun_if_needed()
+        lo, hi = self.lo.value(), self.hi.value()
+        if not lo < hi:  # refused: put the boxes back to the session's values
+            for box, value in zip((self.lo, self.hi), self.session.thresholds, strict=True):
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+            self.hover.setText(f"refused: the thresholds need lo < hi (got lo={lo:g}, hi={hi:g})")
+            return
+        self._apply(lo=lo, hi=hi)
 
     def _on_channel(self, value: int) -> None:
-        self.session.channel = value
-        self._rerun_if_needed()
+        self._apply(channel=value)
 
-    def _rerun_if_needed(self) -> None:
+    def _apply(self, **changes: float | int) -> None:
+        try:
+            self.session.update_settings(**changes)
+        except ConfigError as error:
+            self.hover.setText(f"refused: {error}")
+            return
         if self.session.needs_rerun:
             self.rerun_requested.emit()
-
-    def cell_at(self, scene_pos: QPointF) -> tuple[int, str, int, int] | None:
-        """(layer, quantity, row, column) of the heatmap pixel under a scene position."""
-        for (layer, name), (view, image) in self.cells.items():
-            if view.sceneBoundingRect().contains(scene_pos) and image.image is not None:
-                point = view.mapSceneToView(scene_pos)
-                row, col = int(np.floor(point.y())), int(np.floor(point.x()))
-                rows, cols = image.image.shape[:2]
-                if 0 <= row < rows and 0 <= col < cols:
-                    return layer, name, row, col
-        return None
 
     def describe_cell(self, layer: int, name: str, row: int, col: int) -> str:
         session = self.session
         step = session.step_of_frame()
-        data = session.heatmap(layer, name, step, slot=self.slot)
-        value = float(data[row, col]) if data is not None else float("nan")
         where = (
             f"unit {row}, step {col}" if session.is_vector(layer, name, self.slot) else f"x={col}, y={row}"
         )
-        return (
-            f"layer {layer} · {describe(name)} · step {step} · {where} · "
-            f"{REDUCTIONS[session.reduction]} = {value:.4g}"
-        )
+        head = f"layer {layer} · {describe(name)} · step {step} · {where} · {REDUCTIONS[session.reduction]}"
+        data = session.heatmap(layer, name, step, slot=self.slot)
+        if data is None or row >= data.shape[0] or col >= data.shape[1]:
+            return f"{head}: not computed yet"
+        value = data[row, col]
+        if session.reduction == "split":
+            return f"{head}: below {value[2]:.4g}, above {value[0]:.4g} ({session.measure(name, self.slot)})"
+        if not np.isfinite(value).all():
+            return f"{head}: not computed at this step"
+        return f"{head} = {float(value):.4g}"
 
-    def _on_hover(self, pos: QPointF) -> None:
-        cell = self.cell_at(pos)
-        if cell is not None:
-            self.hover.setText(self.describe_cell(*cell))
+    def _on_hover(self, layer: int, name: str, row: int, col: int) -> None:
+        self.hovered = (layer, name, row, col)
+        self.hover.setText(self.describe_cell(layer, name, row, col))
+        if not self.session.is_vector(layer, name, self.slot):
+            self.location_hovered.emit(self.slot, row, col)
 
-    def _on_click(self, event) -> None:
-        cell = self.cell_at(event.scenePos())
-        if cell is not None:
-            self.enlarge(cell[0], cell[1])
+    def _on_click(self, layer: int, name: str, row: int, col: int) -> None:
+        if not self.session.is_vector(layer, name, self.slot):
+            self.location_clicked.emit(self.slot, row, col)
+        else:
+            self.enlarge(layer, name)
+
+    def cell_at(self, scene_pos):
+        return self.grid.cell_at(scene_pos)
 
     def enlarge(self, layer: int, name: str) -> HeatmapDialog:
         """The enlarged heatmap: one dialog, reused (and raised) for every later click."""

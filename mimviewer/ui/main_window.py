@@ -23,10 +23,12 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
 from mimviewer.ui.internals import InternalsPanel
 from mimviewer.ui.live import FolderWatcher
+from mimviewer.ui.location_plot import LocationPlot
 from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import CancellableJob, InferenceRunner, JobCancelled
@@ -95,10 +97,16 @@ class MainWindow(QMainWindow):
         self.timeline = Timeline(self.session)
         self.internals = InternalsPanel(self.session)
         self.internals.rerun_requested.connect(self.runner.start)
+        self.location = LocationPlot(self.session)
+        self.internals.location_clicked.connect(self.show_location)
+        self.internals.location_hovered.connect(self.location.follow)
         self.timeline.forecast_changed.connect(self.change_forecast)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.internals_dock = self._dock("Internals", self.internals, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.location_dock = self._dock("Location", self.location, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.splitDockWidget(self.timeline_dock, self.location_dock, Qt.Orientation.Horizontal)
+        self.location_dock.hide()  # until a heatmap pixel is clicked
         self.explain = ExplainPanel(self.session)
         self.explain_dock = self._dock("Why and what-if", self.explain, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.internals_dock, self.explain_dock)
@@ -124,6 +132,9 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._on_progress)
         self.runner.failed.connect(self._on_failed)
 
+        # any exception escaping a slot reaches the user as the message box (one hook for all slots)
+        self.error_hook = SlotErrorHook(self.show_error)
+        self.error_hook.install()
         self._build_menus()
         # A focused combo box (device, metric, ...) would take Home/End/arrows and switch its
         # value (restarting inference): those keys drive the timeline instead.
@@ -196,6 +207,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
+        view_menu.addAction(self.location_dock.toggleViewAction())
         view_menu.addAction(self.explain_dock.toggleViewAction())
 
         explain_menu = bar.addMenu("&Why")
@@ -242,11 +254,18 @@ class MainWindow(QMainWindow):
         for it after the event loop, while the worker's signals still exist (never "Signal
         source has been deleted"), with no window left on screen to freeze.
         """
+        self.error_hook.uninstall()
         self.stop_watching()
         self.runner.cancel()
         self.explain.attribution.runner.cancel()
         if self._export_worker is not None:
             self.cancel_export()
+
+    def show_location(self, slot: int, row: int, col: int) -> None:
+        """Every gate and memory of every layer at one grid cell over time (the Location dock)."""
+        self.location.show_location(slot, row, col)
+        self.location_dock.show()
+        self.location_dock.raise_()
 
     # -- why and what-if --------------------------------------------------------------------------
     def explain_frame(self, frame: int | None = None) -> bool:

@@ -1,5 +1,6 @@
 """The internals part of the view model: which quantities are shown, under which reduction and
-saturation thresholds, and the heatmaps / curves that follow (maths in :mod:`.readout`)."""
+probe settings (gate thresholds lo < hi, state bound a, dH epsilon, channel), and the heatmaps,
+curves and per-location series that follow (maths in :mod:`.readout` and :mod:`mimviewer.trace`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mimviewer.trace import ProbeSpec, Trace, key
+from mimviewer.trace import KIND_MEASURES, ProbeSpec, Trace, key, quantity_kind, split_key
 from mimviewer.viewmodel import readout
 from mimviewer.viewmodel.readout import REDUCTIONS
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 # Quantities shown first when a model has them (the ones DESIGN.md's window lists).
 PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C", "M", "H")
+SETTINGS = ("lo", "hi", "channel", "eps", "state_bound")  # the ProbeSpec fields the panel sets
 
 
 class InternalsState:
@@ -26,28 +28,29 @@ class InternalsState:
     events: SessionEvents
     slots: list[ModelSlot | None]
     needs_rerun: bool
-    _raw: dict[int, dict[str, np.ndarray]]  # slot -> key -> (steps, C, *S) host copies of raw values
     step_of_frame: Callable[..., int]  # the session's
 
     def _init_internals(self) -> None:
         self._quantities: list[str] = []
         self._reduction = "mean"
-        self._lo, self._hi, self._channel = 0.1, 0.9, 0
+        self._settings = ProbeSpec()
 
     @property
     def models(self) -> list[tuple[int, ModelSlot]]:
         return [(i, s) for i, s in enumerate(self.slots) if s is not None]
 
-    def available_quantities(self, slot: int = 0) -> list[str]:
-        """Every quantity any layer of the model records (plus dH), in the model's order."""
-        s = self.slots[slot]
-        if s is None:
-            return []
+    def available_quantities(self, slot: int | None = 0) -> list[str]:
+        """Every quantity a layer of the model records (plus dH), in the model's order;
+        ``slot=None``: of every loaded model (the compared one's too)."""
+        slots = [s for _, s in self.models] if slot is None else [self.slots[slot]]
         names: list[str] = []
-        for layer in range(s.model.config.num_layers):
-            for name in (*s.model.quantities(layer), "dH"):
-                if name not in names:
-                    names.append(name)
+        for s in slots:
+            if s is None:
+                continue
+            for layer in range(s.model.config.num_layers):
+                for name in (*s.model.quantities(layer), "dH"):
+                    if name not in names:
+                        names.append(name)
         return names
 
     def default_quantities(self) -> list[str]:
@@ -61,7 +64,7 @@ class InternalsState:
 
     @quantities.setter
     def quantities(self, names: list[str]) -> None:
-        available = self.available_quantities()
+        available = self.available_quantities(None)  # any loaded model's: MIM's D/N/S beside PredRNN
         self._quantities = [q for q in available if q in names]
         self.events.internals.emit()
 
@@ -76,32 +79,73 @@ class InternalsState:
         self._reduction = name
         self.events.internals.emit()
 
+    # -- probe settings ------------------------------------------------------------------------
+    @property
+    def probe_settings(self) -> ProbeSpec:
+        """lo, hi, channel, eps and the state bound the panel set (every quantity, no raw values)."""
+        return self._settings
+
+    def same_settings(self, spec: ProbeSpec) -> bool:
+        return all(getattr(spec, name) == getattr(self._settings, name) for name in SETTINGS)
+
+    def update_settings(self, **changes: float | int) -> None:
+        """New probe settings: checked (a ConfigError leaves everything as it was, e.g. lo >= hi),
+        then the kept raw values are re-reduced, or a re-run is flagged when none were kept."""
+        self._settings = self._settings.replace(**changes)
+        self._rereduce()
+
     @property
     def thresholds(self) -> tuple[float, float]:
-        return self._lo, self._hi
+        return self._settings.lo, self._settings.hi
 
     def set_thresholds(self, lo: float, hi: float) -> None:
-        """New saturation thresholds: re-reduce the kept raw values, or flag that a re-run is needed."""
-        self._lo, self._hi = float(lo), float(hi)
-        self._rereduce()
+        self.update_settings(lo=float(lo), hi=float(hi))
 
     @property
     def channel(self) -> int:
-        return self._channel
+        return self._settings.channel
 
     @channel.setter
     def channel(self, value: int) -> None:
-        self._channel = max(0, int(value))
-        self._rereduce()
+        self.update_settings(channel=max(0, int(value)))
+
+    @property
+    def eps(self) -> float:
+        return self._settings.eps
+
+    @property
+    def state_bound(self) -> float:
+        return self._settings.state_bound
 
     def _rereduce(self) -> None:
-        for index, slot in self.models:
-            raw = self._raw.get(index)
-            if raw is None:
+        """Apply the settings to every finished trace that kept its raw values (the engine's
+        re-reduction: exactly what a fresh run with these settings records)."""
+        for _, slot in self.models:
+            trace = slot.trace
+            if trace is None or not trace.raw:
                 self.needs_rerun = self.needs_rerun or bool(slot.done_steps)
                 continue
-            readout.rereduce(raw, slot.maps, slot.stats, self._lo, self._hi, self._channel)
+            if self.same_settings(trace.spec):
+                continue
+            trace = trace.rereduce(self._settings.replace(keep_raw=True))
+            slot.trace = trace
+            for k in trace.maps:
+                slot.maps[k] = trace.maps[k][:, :, 0].copy()  # batch item 0
+                slot.stats[k] = trace.stats[k][:, 0].copy()
         self.events.internals.emit()
+
+    # -- what a quantity is ----------------------------------------------------------------------
+    def kind(self, name: str, slot: int = 0) -> str:
+        """ "gate", "state" or "change" (the model's override first: PredRNN++'s tanh o is a state)."""
+        s = self.slots[slot]
+        overrides = {} if s is None else type(s.model).quantity_kinds
+        return overrides.get(name) or quantity_kind(name)
+
+    def measure(self, name: str, slot: int = 0) -> str:
+        """What "below" / "above" mean for ``name``, with the current numbers."""
+        kind = self.kind(name, slot)
+        low, high = self._settings.bounds(kind)
+        return f"{KIND_MEASURES[kind].split(':')[0]}: below {low:g} / above {high:g}"
 
     def num_layers(self, slot: int = 0) -> int:
         s = self.slots[slot]
@@ -111,8 +155,16 @@ class InternalsState:
         s = self.slots[slot]
         return s is not None and name in (*s.model.quantities(layer), "dH")
 
+    def computed(self, layer: int, name: str, step: int, slot: int = 0) -> bool:
+        """Whether step ``step`` computed the quantity (False: MIM-N at step 0, E3D resting, not yet)."""
+        s = self.slots[slot]
+        valid = None if s is None else s.valid.get(key(layer, name))
+        return valid is not None and step < len(valid) and bool(valid[step])
+
+    # -- heatmaps and curves ------------------------------------------------------------------------
     def heatmap(self, layer: int, name: str, step: int | None = None, slot: int = 0) -> np.ndarray | None:
-        """The 2-D map of one quantity at one step under the chosen reduction (None: not computed)."""
+        """The map of one quantity at one step under the chosen reduction (None: not there yet;
+        NaN: the step computes nothing; "split": RGB)."""
         s = self.slots[slot]
         k = key(layer, name)
         if s is None or k not in s.maps:
@@ -129,19 +181,59 @@ class InternalsState:
     def heatmap_levels(self, layer: int, name: str, slot: int = 0) -> tuple[float, float]:
         s = self.slots[slot]
         maps = None if s is None else s.maps.get(key(layer, name))
-        return readout.heatmap_levels(maps, 0 if s is None else s.done_steps, self._reduction, name)
+        done = 0 if s is None else s.done_steps
+        return readout.heatmap_levels(maps, done, self._reduction, self.kind(name, slot))
 
     def saturation_curves(self, name: str, slot: int = 0) -> dict[int, np.ndarray]:
+        """Per layer: share below + above of ``name`` per finished step (NaN: not computed)."""
         s = self.slots[slot]
         return {} if s is None else readout.saturation_curves(s.stats, s.done_steps, name)
 
+    def split_curves(self, name: str, slot: int = 0) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per layer: (share below, share above) of ``name`` per finished step."""
+        s = self.slots[slot]
+        return {} if s is None else readout.split_curves(s.stats, s.done_steps, name)
+
+    # -- one location over time -------------------------------------------------------------------
+    def location_reduction(self) -> str:
+        """The value a per-location series shows: the chosen channel under "one channel", else
+        the mean over channels (values, so that the thresholds can be drawn against them)."""
+        return "channel" if self._reduction == "channel" else "mean"
+
+    def location_reduction_label(self) -> str:
+        return f"channel {self.channel}" if self.location_reduction() == "channel" else "mean over channels"
+
+    def location_series(self, row: int, col: int, slot: int = 0) -> dict[tuple[int, str], np.ndarray]:
+        """Every quantity of every layer at grid cell (row, col), per step: (layer, name) -> (steps,)."""
+        s = self.slots[slot]
+        if s is None:
+            return {}
+        reduction = self.location_reduction()
+        out = {}
+        for k, maps in s.maps.items():
+            spatial = maps.shape[2:]
+            if row < spatial[0] and (len(spatial) == 1 or col < spatial[1]):
+                out[split_key(k)] = readout.location_series(maps, reduction, row, col, s.done_steps)
+        return out
+
+    def location_bounds(self, name: str, slot: int = 0) -> tuple[float, float]:
+        """The thresholds drawn on a per-location plot of ``name`` (by its kind)."""
+        return self._settings.bounds(self.kind(name, slot))
+
     def trace(self, slot: int = 0) -> Trace | None:
-        """The finished trace with the current thresholds applied (for exports)."""
+        """The finished trace with the current settings applied (for exports)."""
         s = self.slots[slot]
         if s is None or s.trace is None:
             return None
         t = s.trace
         maps = {k: v[:, :, None] for k, v in s.maps.items()}
         stats = {k: v[:, None] for k, v in s.stats.items()}
-        spec = ProbeSpec(lo=self._lo, hi=self._hi, channel=self._channel, eps=t.spec.eps)
-        return Trace(maps=maps, stats=stats, spec=spec, pre=t.pre, aft=t.aft)
+        return Trace(
+            maps=maps,
+            stats=stats,
+            spec=self._settings,
+            pre=t.pre,
+            aft=t.aft,
+            valid={k: v.copy() for k, v in s.valid.items()},
+            kinds=dict(t.kinds),
+        )

@@ -7,7 +7,6 @@ changing the session meanwhile; inference results come back through ``Session.ac
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,13 +28,12 @@ if TYPE_CHECKING:
 
 
 def probe_spec(session: Session, model: RecurrentModel) -> ProbeSpec:
-    """What to record: the session's thresholds, and raw values (to re-reduce when thresholds
+    """What to record: the session's settings, and raw values (to re-reduce when the settings
     change without re-running) when they and the rollout state fit the budget (sized by
     :mod:`mimviewer.memory`, which counts E3D-LSTM's recall history)."""
-    lo, hi = session.thresholds
-    spec = ProbeSpec(lo=lo, hi=hi, channel=session.channel, keep_raw=True)
+    spec = session.probe_settings.replace(keep_raw=True)
     fits = fits_budget(model, spec, 1, session.pre, session.aft, RAW_BUDGET_BYTES)
-    return dataclasses.replace(spec, keep_raw=fits)
+    return spec.replace(keep_raw=fits)
 
 
 def inference(
@@ -91,8 +89,7 @@ def inference(
             except RuntimeError as exc:  # torch reports shape/device trouble this way
                 raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
             frame = step.frame[0].cpu().numpy()
-            maps = {k: m[:, 0].cpu().numpy() for k, (m, _) in step.probes.items()}
-            stats = {k: s[0].cpu().numpy() for k, (_, s) in step.probes.items()}
+            probes = step.host_probes(0)  # every map and statistic of the step in one host copy
             target = step.t + 1  # the timeline frame this step predicts
             if reference is not None:
                 against = reference[step.t]
@@ -100,7 +97,18 @@ def inference(
                 against = window[target] if target < len(window) else None
             image = renderer.frames(frame)
             diff = None if against is None else renderer.differences(frame, against)
-            yield StepUpdate(run, slot_index, step.t, step.steps, frame, image, diff, maps, stats)
+            yield StepUpdate(
+                run,
+                slot_index,
+                step.t,
+                step.steps,
+                frame,
+                image,
+                diff,
+                probes.maps,
+                probes.stats,
+                probes.valid,
+            )
         outputs = result.outputs[0]  # (steps, C, H, W)
         outputs_of[slot_index] = outputs
         yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))

@@ -9,19 +9,24 @@ from collections.abc import Callable
 import numpy as np
 
 from mimviewer.metrics import frame_metrics
-from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, split_key
+from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, quantity_kind, split_key
 
-# Reductions the internals panel offers: name -> label.
+# Reductions the internals panel offers: name -> label. "low" / "high" / "split" keep the two
+# tails apart (split: both at once, blue = below, red = above); "saturated" is their sum.
 REDUCTIONS: dict[str, str] = {
     "mean": "mean over channels",
-    "saturated": "saturated fraction",
+    "saturated": "share below + above",
+    "low": "share below",
+    "high": "share above",
+    "split": "below (blue) | above (red)",
     "channel": "one channel",
 }
+FRACTIONS = ("saturated", "low", "high", "split")
 
 
 def is_gate(name: str) -> bool:
-    """Sigmoid gates live in [0, 1] (i, f, o and their primed / MIM-N / MIM-S versions)."""
-    return name.split(".")[-1].rstrip("'") in {"i", "f", "o", "r", "u", "z"}
+    """Sigmoid gates live in [0, 1] (the trace's kinds; a model may override, see Session.kind)."""
+    return quantity_kind(name) == "gate"
 
 
 def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dict[str, np.ndarray]:
@@ -65,70 +70,69 @@ def pixel_value(
     return float(np.asarray(to_physical(source[:, y, x])).mean())
 
 
-def rereduce(
-    raw: dict[str, np.ndarray],
-    maps: dict[str, np.ndarray],
-    stats: dict[str, np.ndarray],
-    lo: float,
-    hi: float,
-    channel: int,
-) -> None:
-    """The cheap reduction of trace.TraceRecorder, again, on host copies of the raw values (in place).
-
-    raw: key -> (steps, C, *S); maps: key -> (steps, 4, *S); stats: key -> (steps, 6).
-    """
-    for k, values in raw.items():
-        low = values < lo
-        high = values > hi
-        maps[k][:, MAP_REDUCTIONS.index("low")] = low.mean(1)
-        maps[k][:, MAP_REDUCTIONS.index("high")] = high.mean(1)
-        maps[k][:, MAP_REDUCTIONS.index("channel")] = values[:, min(channel, values.shape[1] - 1)]
-        flat = values.reshape(len(values), -1)
-        stats[k][:, STAT_NAMES.index("frac_low")] = (flat < lo).mean(1)
-        stats[k][:, STAT_NAMES.index("frac_high")] = (flat > hi).mean(1)
-
-
 def _per_step(maps: np.ndarray, reduction: str) -> np.ndarray:
-    """(steps, 4, *S) -> (steps, *S) under a panel reduction ("saturated" = low + high)."""
+    """(steps, 4, *S) -> (steps, *S) under a panel reduction ("saturated" = low + high;
+    "split" = (steps, *S, 3) RGB: blue = share below, red = share above)."""
+    low, high = maps[:, MAP_REDUCTIONS.index("low")], maps[:, MAP_REDUCTIONS.index("high")]
     if reduction == "saturated":
-        return maps[:, MAP_REDUCTIONS.index("low")] + maps[:, MAP_REDUCTIONS.index("high")]
+        return low + high
+    if reduction == "split":
+        return np.stack([high, np.zeros_like(high), low], axis=-1)
     return maps[:, MAP_REDUCTIONS.index(reduction)]
 
 
 def heatmap(maps: np.ndarray, reduction: str, step: int, done_steps: int) -> np.ndarray | None:
-    """The 2-D map of one quantity at one step (None: not computed yet).
-
-    1-D models record unit vectors: their map is units x steps up to ``step`` (time on x).
-    """
+    """The 2-D map of one quantity at one step (None: not computed yet; NaN: the step computes
+    nothing there). 1-D models record unit vectors: their map is units x steps up to ``step``."""
     per_step = _per_step(maps, reduction)
-    if per_step.ndim == 2:  # 1-D family: (steps, U) -> (U, steps)
-        shown = np.full(per_step.shape[::-1], np.nan, np.float32)
-        shown[:, : step + 1] = per_step[: step + 1].T
+    vector = maps.ndim == 3
+    if vector:  # 1-D family: (steps, U[, 3]) -> (U, steps[, 3])
+        moved = np.moveaxis(per_step, 0, 1)
+        shown = np.full(moved.shape, np.nan, np.float32)
+        shown[:, : step + 1] = moved[:, : step + 1]
         return shown
     return None if step >= done_steps else per_step[step]
 
 
 def heatmap_levels(
-    maps: np.ndarray | None, done_steps: int, reduction: str, name: str
+    maps: np.ndarray | None, done_steps: int, reduction: str, kind: str
 ) -> tuple[float, float]:
-    """Colour range of a heatmap: [0, 1] for gates and fractions; otherwise symmetric around 0,
+    """Colour range of a heatmap: [0, 1] for shares and gates; otherwise symmetric around 0,
     as wide as the largest value over the whole rollout (small states stay visible)."""
-    if reduction == "saturated" or (is_gate(name) and reduction in ("mean", "channel")):
+    if reduction in FRACTIONS or (kind == "gate" and reduction in ("mean", "channel")):
         return 0.0, 1.0
     if maps is None or not done_steps:
         return -1.0, 1.0
     shown = maps[:done_steps, MAP_REDUCTIONS.index(reduction)]
-    bound = float(np.nanmax(np.abs(shown))) if shown.size else 1.0
+    with np.errstate(invalid="ignore"):
+        bound = float(np.nanmax(np.abs(shown))) if np.isfinite(shown).any() else 1.0
     bound = bound if math.isfinite(bound) and bound > 0 else 1.0
     return -bound, bound
 
 
+def location_series(maps: np.ndarray, reduction: str, row: int, col: int, done_steps: int) -> np.ndarray:
+    """(steps,) values of one map location (y=row, x=col) under a value reduction ("mean" or
+    "channel"); NaN at steps not computed (yet). 1-D family: ``row`` is the unit."""
+    per_step = maps[:, MAP_REDUCTIONS.index(reduction)]
+    values = per_step[:, row] if per_step.ndim == 2 else per_step[:, row, col]
+    out = np.full(len(values), np.nan, np.float32)
+    out[:done_steps] = values[:done_steps]
+    return out
+
+
 def saturation_curves(stats: dict[str, np.ndarray], done_steps: int, name: str) -> dict[int, np.ndarray]:
-    """Per layer: fraction of saturated units of ``name`` at every finished step."""
+    """Per layer: share below + above of ``name`` at every finished step (NaN: not computed)."""
+    return {layer: low + high for layer, (low, high) in split_curves(stats, done_steps, name).items()}
+
+
+def split_curves(
+    stats: dict[str, np.ndarray], done_steps: int, name: str
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per layer: (share below, share above) of ``name`` at every finished step."""
     curves = {}
     for k, values in stats.items():
         layer, quantity = split_key(k)
         if quantity == name:
             done = values[:done_steps]
-            curves[layer] = done[:, STAT_NAMES.index("frac_low")] + done[:, STAT_NAMES.index("frac_high")]
+            curves[layer] = (done[:, STAT_NAMES.index("frac_low")], done[:, STAT_NAMES.index("frac_high")])
     return dict(sorted(curves.items()))

@@ -29,8 +29,9 @@ class ModelSlot:
     outputs: np.ndarray | None = None  # (steps, C, H, W): output t predicts frame t+1
     images: list[np.ndarray | None] = field(default_factory=list)  # per step, display RGB (H, W, 3)
     diff_images: list[np.ndarray | None] = field(default_factory=list)
-    maps: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 4, *S)
-    stats: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 6)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 4, *S), NaN: not computed
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps, 6), NaN: not computed
+    valid: dict[str, np.ndarray] = field(default_factory=dict)  # key -> (steps,) bool: the step computed it
     done_steps: int = 0
     trace: Trace | None = None  # the whole trace, once finished
     metrics: dict[str, np.ndarray] = field(default_factory=dict)  # per frame (T,), NaN where none
@@ -43,7 +44,7 @@ class ModelSlot:
     def clear(self) -> None:
         """Forget every result (the model stays)."""
         self.outputs, self.images, self.diff_images = None, [], []
-        self.maps, self.stats, self.trace, self.metrics = {}, {}, None, {}
+        self.maps, self.stats, self.valid, self.trace, self.metrics = {}, {}, {}, None, {}
         self.done_steps, self.finished = 0, False
 
 
@@ -58,8 +59,9 @@ class StepUpdate:
     frame: np.ndarray  # (C, H, W) model scale
     image: np.ndarray  # (H, W, 3) uint8, drawn by the session's FrameRenderer
     diff_image: np.ndarray | None  # (H, W, 3) uint8, prediction - GT; None: no truth (not observed yet)
-    maps: dict[str, np.ndarray]  # key -> (4, *S) for batch item 0
+    maps: dict[str, np.ndarray]  # key -> (4, *S) for batch item 0 (NaN where the step computed nothing)
     stats: dict[str, np.ndarray]  # key -> (6,)
+    valid: dict[str, bool]  # key -> whether this step computed the quantity
 
 
 @dataclass

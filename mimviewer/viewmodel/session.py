@@ -61,7 +61,6 @@ class Session(InternalsState):
         self._init_internals()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
-        self._raw = {}
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
         self.fit = "resize"  # how a sequence of another frame size is fitted to the model (data.FIT_MODES)
@@ -277,7 +276,6 @@ class Session(InternalsState):
         self.set_model(loaded.model, name=Path(path).name, source=str(path), slot=slot)
 
     def _clear_results(self, slot: int) -> None:
-        self._raw.pop(slot, None)
         s = self.slots[slot]
         if s is not None:
             s.clear()
@@ -342,8 +340,8 @@ class Session(InternalsState):
             return False
         if isinstance(update, SlotDone):
             slot.trace, slot.metrics, slot.finished = update.trace, update.metrics, True
-            if update.trace is not None and update.trace.raw:
-                self._raw[update.slot] = {k: v[:, 0] for k, v in update.trace.raw.items()}
+            if update.trace is not None and not self.same_settings(update.trace.spec):
+                self._rereduce()  # the settings changed while the run was going
             self.events.finished.emit(update.slot)
             return True
         if slot.outputs is None:
@@ -354,11 +352,13 @@ class Session(InternalsState):
         slot.images[update.t] = update.image
         slot.diff_images[update.t] = update.diff_image
         for k, m in update.maps.items():
-            if k not in slot.maps:
-                slot.maps[k] = np.zeros((update.steps, *m.shape), np.float32)
-                slot.stats[k] = np.zeros((update.steps, len(STAT_NAMES)), np.float32)
+            if k not in slot.maps:  # NaN until a step computes it (MIM-N at step 0, E3D's resting steps)
+                slot.maps[k] = np.full((update.steps, *m.shape), np.nan, np.float32)
+                slot.stats[k] = np.full((update.steps, len(STAT_NAMES)), np.nan, np.float32)
+                slot.valid[k] = np.zeros(update.steps, bool)
             slot.maps[k][update.t] = m
             slot.stats[k][update.t] = update.stats[k]
+            slot.valid[k][update.t] = update.valid[k]
         slot.done_steps = update.t + 1
         self.events.step.emit(update.slot, update.t)
         return True

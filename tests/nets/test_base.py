@@ -92,36 +92,49 @@ def test_wrong_frame_size_names_expected_and_given():
         rollout(model, torch.rand(1, 4, 1, 8, 12), pre=2, aft=2)
 
 
-def test_recorder_reductions_equal_the_direct_formulas():
-    from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, TraceRecorder
+@pytest.mark.parametrize(
+    ("name", "below", "above"),
+    [
+        ("f", lambda v: v < 0.2, lambda v: v > 0.7),  # gate: saturated below lo / above hi
+        ("C", lambda v: v < -0.6, lambda v: v > 0.6),  # state: large, |x| > a
+        ("dH", lambda v: v <= -0.05, lambda v: v >= 0.05),  # change: the rest is still, |x| < eps
+    ],
+)
+def test_recorder_reductions_equal_the_direct_formulas(name, below, above):
+    from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, TraceRecorder, quantity_kind
 
-    spec = ProbeSpec(lo=0.2, hi=0.7, channel=2, eps=0.05)
+    spec = ProbeSpec(lo=0.2, hi=0.7, channel=2, eps=0.05, state_bound=0.6)
     recorder = TraceRecorder(spec, steps=2)
     values = [torch.rand(3, 5, 4, 6) * 2 - 0.5 for _ in range(2)]
     for t, value in enumerate(values):
         recorder.begin_step(t)
-        recorder.record(1, "f", value)
+        recorder._reduce(f"1/{name}", quantity_kind(name), value)
     trace = recorder.finish(pre=2, aft=1)
     for t, v in enumerate(values):
         expected_maps = {
             "mean": v.mean(1),
-            "low": (v < 0.2).float().mean(1),
-            "high": (v > 0.7).float().mean(1),
+            "low": below(v).float().mean(1),
+            "high": above(v).float().mean(1),
             "channel": v[:, 2],
         }
         for reduction in MAP_REDUCTIONS:
-            np.testing.assert_allclose(trace.map(1, "f", reduction)[t], expected_maps[reduction], atol=1e-6)
+            np.testing.assert_allclose(trace.map(1, name, reduction)[t], expected_maps[reduction], atol=1e-6)
         flat = v.flatten(1)
+        still = (
+            (flat.abs() < 0.05).float().mean(1)
+            if quantity_kind(name) == "change"
+            else torch.full((3,), np.nan)
+        )
         expected_stats = {
             "mean": flat.mean(1),
             "min": flat.amin(1),
             "max": flat.amax(1),
-            "frac_low": (flat < 0.2).float().mean(1),
-            "frac_high": (flat > 0.7).float().mean(1),
-            "frac_still": (flat.abs() < 0.05).float().mean(1),
+            "frac_low": below(flat).float().mean(1),
+            "frac_high": above(flat).float().mean(1),
+            "frac_still": still,  # dH only
         }
         for stat in STAT_NAMES:
-            np.testing.assert_allclose(trace.stat(1, "f", stat)[t], expected_stats[stat], atol=1e-6)
+            np.testing.assert_allclose(trace.stat(1, name, stat)[t], expected_stats[stat], atol=1e-6)
 
 
 def test_bf16_rollout_is_close_to_float32_where_the_hardware_has_bf16():

@@ -77,9 +77,17 @@ def test_trace_has_the_documented_quantities_per_layer():
         assert trace.map(2, name).shape == (5, 1, 4, 6)  # (steps, B, H', W')
     gates = trace.stats["1/S.f"][..., :3]  # mean, min, max of a sigmoid gate
     assert (gates >= 0).all() and (gates <= 1).all()
-    # step 0: no difference signal, MIM-N not run, its state and output empty
-    for name in ("D", "N", "Dn"):
-        assert np.all(trace.map(1, name, "mean")[0] == 0) and np.all(trace.stats[f"1/{name}"][0, :, :3] == 0)
+    # step 0: no difference signal, MIM-N not run: "not computed" (NaN, masked), never 0
+    for layer in (1, 2):
+        for name in ("D", "N.i", "N.f", "N.g", "N.o", "N", "Dn"):
+            assert trace.valid_steps(layer, name).tolist() == [False, True, True, True, True]
+            assert (
+                np.isnan(trace.maps[f"{layer}/{name}"][0]).all()
+                and np.isnan(trace.stats[f"{layer}/{name}"][0]).all()
+            )
+            assert np.isfinite(trace.map(layer, name, "mean")[1:]).all()
+        for name in ("S.i", "S.f", "S", "T", "C", "H", "dH"):  # MIM-S and the block run at step 0 too
+            assert trace.valid_steps(layer, name).all() and np.isfinite(trace.map(layer, name)).all()
     assert np.any(trace.map(1, "Dn", "mean")[1] != 0)
     # asking for no probes gives the very same frames
     plain = rollout(model, frames, pre=3, aft=3)
@@ -92,7 +100,7 @@ def test_difference_signal_is_the_change_of_the_layer_below():
     raw = result.trace.raw  # key -> (steps, B, C, H', W')
     h0 = raw["0/H"]
     np.testing.assert_allclose(raw["1/D"][1:], h0[1:] - h0[:-1], atol=1e-6)
-    np.testing.assert_array_equal(raw["1/D"][0], 0)
+    assert np.isnan(raw["1/D"][0]).all()  # step 0 computes no difference (raw is indexed by step)
     # the upper MIM-N reads the output of the one below at the same step
     np.testing.assert_allclose(raw["2/D"][1:], raw["1/Dn"][1:], atol=1e-7)
 

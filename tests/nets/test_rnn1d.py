@@ -65,7 +65,8 @@ def test_gates_become_unit_by_time_heatmaps(arch):
             np.testing.assert_allclose(heatmap, raw[:, :, 0], rtol=1e-6)
             np.testing.assert_array_equal(trace.map(layer, name, "channel"), raw[:, :, 0])
             saturated = trace.map(layer, name, "saturated")
-            np.testing.assert_array_equal(saturated, ((raw[:, :, 0] < 0.1) | (raw[:, :, 0] > 0.9)))
+            low, high = ProbeSpec().bounds(trace.kind(layer, name))  # gates: lo/hi; states: -a/+a
+            np.testing.assert_array_equal(saturated, ((raw[:, :, 0] < low) | (raw[:, :, 0] > high)))
             np.testing.assert_allclose(
                 trace.stat(layer, name, "mean"), raw.mean(axis=(2, 3)), rtol=1e-5, atol=1e-7
             )

@@ -90,11 +90,10 @@ def test_quantities_reductions_and_thresholds(qtbot, window, tiny_files):
     internals.hi.setValue(0.55)
     expected = ((raw < 0.45) | (raw > 0.55)).mean(0)
     np.testing.assert_allclose(internals.cells[(1, "f")][1].image, expected, atol=1e-6)
-    curve = next(c for c in internals.curves.listDataItems() if c.name() == "layer 1")
-    all_raw = session.slots[0].trace.raw["1/f"][:, 0]
-    np.testing.assert_allclose(
-        curve.yData, ((all_raw < 0.45) | (all_raw > 0.55)).reshape(len(all_raw), -1).mean(1), atol=1e-6
-    )
+    curves = {c.name(): c for c in internals.curves.listDataItems()}
+    all_raw = session.slots[0].trace.raw["1/f"][:, 0].reshape(session.steps, -1)
+    np.testing.assert_allclose(curves["L1 above"].yData, (all_raw > 0.55).mean(1), atol=1e-6)
+    np.testing.assert_allclose(curves["L1 below"].yData, (all_raw < 0.45).mean(1), atol=1e-6)
 
     internals.reduction.setCurrentIndex(internals.reduction.findData("channel"))
     internals.channel.setValue(2)
