@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     from mimviewer.ui.app import choose_device, has_display, run_window
 
     pick_device(args.device)  # a device that cannot work is an error before any window opens
+    if args.delta_eps is not None:
+        from mimviewer.viewmodel.delta import check_eps
+
+        check_eps(args.delta_eps)
     screenshot = args.screenshot
     if screenshot is None and not has_display():
         screenshot = str(Path.cwd() / HEADLESS_SCREENSHOT)
@@ -105,16 +109,19 @@ def run(args: argparse.Namespace) -> int:
     def setup(window) -> None:
         choose_device(window, args.device)
         window.runner.fast = args.fast
-        open_demo(window, demo)
+        open_demo(window, demo, delta_eps=args.delta_eps)
 
     return run_window(setup, screenshot=screenshot)
 
 
-def open_demo(window, demo: Demo) -> None:
-    """Load the demo into a window's session and start inference (also used by the tests)."""
+def open_demo(window, demo: Demo, *, delta_eps: float | None = None) -> None:
+    """Load the demo into a window's session and start inference (also used by the tests);
+    ``delta_eps``: with the delta inference row at that threshold."""
     from mimviewer.data import units as units_module
 
     to_physical = units_module.unit_to_dbz if demo.units == "dBZ" else None
     window.session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
     window.session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
+    if delta_eps is not None:
+        window.session.set_delta(delta_eps)
     window.runner.start()

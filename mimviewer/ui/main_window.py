@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.delta_controls import DeltaControls
 from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
@@ -202,6 +203,9 @@ class MainWindow(QMainWindow):
         toolbar.addAction("Cancel", self.runner.cancel).setToolTip("Cancel inference")
         toolbar.addWidget(QLabel(" device "))
         toolbar.addWidget(self.device_choice)
+        self.delta = DeltaControls(
+            self.session, self.runner, run_menu, toolbar, self.status_text, self.show_error
+        )
 
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")

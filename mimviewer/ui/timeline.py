@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
 from mimviewer.viewmodel import Session
 
-MODEL_PENS = ("#dc2626", "#7c3aed", "#059669")  # slot 0, slot 1, the what-if rollout
+MODEL_PENS = ("#dc2626", "#7c3aed", "#059669", "#d97706")  # slot 0, slot 1, what-if, delta rollouts
 
 
 class Timeline(QWidget):
