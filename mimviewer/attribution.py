@@ -51,6 +51,7 @@ from mimviewer.attribution_choices import (
     AttributionError,
 )
 from mimviewer.errors import ShapeError
+from mimviewer.inference import run_to_end
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import NO_PROBE, Probe
 
@@ -408,12 +409,7 @@ def attribute(
     model: RecurrentModel, context: np.ndarray | torch.Tensor, request: AttributionRequest
 ) -> Attribution:
     """:func:`iter_attribution` run to the end."""
-    generator = iter_attribution(model, context, request)
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(iter_attribution(model, context, request))
 
 
 # -- memory paths -----------------------------------------------------------------------------

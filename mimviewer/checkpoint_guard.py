@@ -17,7 +17,6 @@ A checkpoint is untrusted input (SECURITY.md). Sizes are read from what the file
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import warnings
@@ -30,7 +29,7 @@ import torch
 
 from mimviewer.access import check_readable, os_error
 from mimviewer.errors import CheckpointError, ConfigError
-from mimviewer.limits import check_memory, gib, memory_budget, shorten
+from mimviewer.limits import check_memory, gib, json_object, memory_budget, shorten
 
 MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on its JSON header
 MAX_PICKLE_BYTES = 256 << 20  # the pickle of a state dict is small; its tensors live beside it
@@ -59,12 +58,12 @@ def check_safetensors_header(path: Path) -> dict[str, Any]:
             text = f.read(length)
     except OSError as exc:
         raise os_error(path, exc) from None
-    try:
-        header = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CheckpointError(f"{path}: corrupt safetensors header ({shorten(str(exc), 60)})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
+    header = json_object(
+        text,
+        CheckpointError,
+        f"{path}: corrupt safetensors header",
+        f"{path}: corrupt safetensors header (not a JSON object)",
+    )
     metadata = header.get("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise CheckpointError(f"{path}: corrupt safetensors metadata (must map names to strings)")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mimviewer.errors import ShapeError
-from mimviewer.inference import Rollout, StepResult, iter_rollout
+from mimviewer.inference import Rollout, StepResult, iter_rollout, run_to_end
 from mimviewer.metrics import DEFAULT_THRESHOLDS, IMAGE_METRICS, RADAR_UNITS, SKILL_SCORES, skill_key
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec, Trace
@@ -297,9 +297,4 @@ def run_forecast(
     amp: bool = False,
 ) -> Forecast:
     """Run the whole forecast; see :func:`iter_forecast`."""
-    generator = iter_forecast(model, frames, plan, probes=probes, device=device, amp=amp)
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(iter_forecast(model, frames, plan, probes=probes, device=device, amp=amp))

@@ -11,8 +11,9 @@ against a memory budget before the first step (:mod:`mimviewer.memory`).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -132,6 +133,25 @@ def _prepare(
     return pre, aft, device, as_frames(frames).to(device)
 
 
+Y = TypeVar("Y")  # what a job generator yields
+R = TypeVar("R")  # what it returns
+
+
+def run_to_end(generator: Generator[Y, Any, R], each: Callable[[Y], Any] | None = None) -> R:
+    """Run a job generator (rollout, forecast, attribution) to its end and return its return value.
+
+    ``each``: called with every value it yields (e.g. to print progress); the window's workers
+    run the same generators step by step instead.
+    """
+    while True:
+        try:
+            step = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if each is not None:
+            each(step)
+
+
 def iter_rollout(
     model: RecurrentModel,
     frames: np.ndarray | torch.Tensor,
@@ -162,8 +182,13 @@ def iter_rollout(
         for t, frame in enumerate(model.generate(x, pre, aft, **kwargs)):
             outputs[:, t] = frame  # float32, as frame.float() would give
             yield StepResult(t, pre, aft, outputs[:, t], recorder)
+    return _finished(outputs, recorder, pre, aft)
+
+
+def _finished(outputs: torch.Tensor, recorder: TraceRecorder | None, pre: int, aft: int) -> Rollout:
+    """The :class:`Rollout` of a finished run (eager or CUDA graph): outputs to numpy, trace closed."""
     stacked = outputs.cpu().numpy()
-    trace = recorder.finish(pre, aft) if recorder else None
+    trace = recorder.finish(pre, aft) if recorder is not None else None
     return Rollout(prediction=stacked[:, -aft:], outputs=stacked, trace=trace, pre=pre, aft=aft)
 
 
@@ -202,9 +227,7 @@ def rollout(
                 note = f"cuda graph off: capture failed ({first}); running eagerly"
             else:
                 captured.replay(x)
-                stacked = captured.outputs.cpu().numpy()
-                trace = captured.recorder.finish(pre, aft) if captured.recorder is not None else None
-                return Rollout(stacked[:, -aft:], stacked, trace, pre, aft)
+                return _finished(captured.outputs, captured.recorder, pre, aft)
         notes.append(note)
     generator = iter_rollout(
         model,
@@ -217,10 +240,6 @@ def rollout(
         recorder=recorder,
         raw_budget=raw_budget,
     )
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            result = stop.value
-            result.notes.extend(notes)
-            return result
+    result = run_to_end(generator)
+    result.notes.extend(notes)
+    return result

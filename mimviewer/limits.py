@@ -12,6 +12,7 @@ when one is set), or ``MIMVIEWER_MEMORY_LIMIT`` (bytes, e.g. ``2e9``) when set.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
@@ -47,6 +48,20 @@ def shorten(value: Any, limit: int = 40) -> str:
     """``repr(value)`` cut to ``limit`` characters: a 1 MB name is never echoed back."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text):,} chars)"
+
+
+def json_object(
+    text: str, error: type[MimviewerError], invalid: str, not_object: str, width: int = 60
+) -> dict[str, Any]:
+    """JSON text that must hold an object; anything else is one ``error`` line: ``invalid (why)``
+    for text that does not parse (RecursionError: nested thousands deep), ``not_object`` otherwise."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{invalid} ({shorten(str(exc), width)})") from None
+    if not isinstance(value, dict):
+        raise error(not_object)
+    return value
 
 
 def gib(n: float) -> str:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from mimviewer.data import units as radar_units
-from mimviewer.data.images import IMAGE_SUFFIXES
+from mimviewer.data.images import IMAGE_SUFFIXES, channels_first
 from mimviewer.data.odim import ODIM_SUFFIXES
 from mimviewer.data.sequence import default_value_range, to_model_scale
 from mimviewer.errors import DataError
@@ -124,10 +124,7 @@ def _decode_image(path: Path) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise DataError(f"{path}: cannot decode the image (half-written, corrupt or not an image)")
-    if image.ndim == 2:
-        return image[None]
-    image = image[:, :, :3][:, :, ::-1] if image.shape[2] >= 3 else image
-    return image.transpose(2, 0, 1)
+    return channels_first(image)
 
 
 def read_scan(

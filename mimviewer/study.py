@@ -434,28 +434,21 @@ def write_sweep_study(results: list[SweepStudy], out_dir: str | Path) -> dict[st
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for result in results:
-        curves = {k: v for k, v in result.saturated.items() if np.isfinite(v).any()}
-        if curves:
-            figure = plot_curves(
-                curves,
-                title=f"{result.name}: forget gates saturated ({result.sequences} sequences)",
-                ylabel="fraction",
-                pre=result.pre,
-                y_range=(0.0, 1.0),
-            )
-            written[f"{result.name}_saturation"] = write_png(
-                out_dir / f"{result.name}_saturation.png", figure
-            )
-        still = {k: v for k, v in result.stillness.items() if np.isfinite(v).any()}
-        if still:
-            figure = plot_curves(
-                still,
-                title=f"{result.name}: share of H that stays still (|dH| < eps)",
-                ylabel="fraction",
-                pre=result.pre,
-                y_range=(0.0, 1.0),
-            )
-            written[f"{result.name}_stillness"] = write_png(out_dir / f"{result.name}_stillness.png", figure)
+        for kind, series, title in (
+            ("saturation", result.saturated, f"forget gates saturated ({result.sequences} sequences)"),
+            ("stillness", result.stillness, "share of H that stays still (|dH| < eps)"),
+        ):
+            curves = {k: v for k, v in series.items() if np.isfinite(v).any()}
+            if curves:
+                figure = plot_curves(
+                    curves,
+                    title=f"{result.name}: {title}",
+                    ylabel="fraction",
+                    pre=result.pre,
+                    y_range=(0.0, 1.0),
+                )
+                name = f"{result.name}_{kind}"
+                written[name] = write_png(out_dir / f"{name}.png", figure)
     path = out_dir / "saturation.json"
     path.write_text(json.dumps({r.name: r.summary() for r in results}, indent=2, sort_keys=True) + "\n")
     written["numbers"] = path

@@ -40,7 +40,7 @@ import torch
 
 from mimviewer.atomic import atomic_file, write_text
 from mimviewer.errors import DataError, MimviewerError
-from mimviewer.limits import check_train_values, check_training, memory_budget, shorten
+from mimviewer.limits import check_train_values, check_training, json_object, memory_budget, shorten
 from mimviewer.nets import ModelConfig, RecurrentModel, create_model, default_config
 
 SYNTHETIC = ("digits", "storms")
@@ -141,12 +141,12 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str, source: str = "train.json") -> TrainConfig:
         """A recipe from JSON; anything malformed is one MimviewerError naming ``source``."""
-        try:
-            d = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise MimviewerError(f"{source}: not valid JSON ({shorten(str(exc), 60)})") from None
-        if not isinstance(d, dict):
-            raise MimviewerError(f"{source}: expected a JSON object (a training recipe)")
+        d = json_object(
+            text,
+            MimviewerError,
+            f"{source}: not valid JSON",
+            f"{source}: expected a JSON object (a training recipe)",
+        )
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise MimviewerError(f"{source}: unknown field(s) {shorten(sorted(unknown), 80)}")

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from mimviewer import checkpoint_guard as guard
 from mimviewer.checkpoints.openstl import openstl_fields
 from mimviewer.checkpoints.safe_load import torch_load
 from mimviewer.errors import CheckpointError
-from mimviewer.limits import shorten
+from mimviewer.limits import json_object
 
 CONFIG_KEY = "mimviewer.config"  # safetensors metadata key holding the ModelConfig JSON
 FORMAT_KEY = "mimviewer.format"  # safetensors metadata key marking our own files
@@ -62,14 +61,12 @@ def _read_safetensors(path: Path) -> RawCheckpoint:
         raise CheckpointError(f"{path}: corrupt or truncated safetensors file ({exc})") from exc
     stated: dict[str, Any] = {}
     if CONFIG_KEY in metadata:
-        try:
-            stated = json.loads(metadata.pop(CONFIG_KEY))
-        except (ValueError, RecursionError) as exc:
-            raise CheckpointError(
-                f"{path}: the config in its metadata is not valid JSON ({shorten(str(exc), 60)})"
-            ) from None
-        if not isinstance(stated, dict):
-            raise CheckpointError(f"{path}: the config in its metadata is not a JSON object")
+        stated = json_object(
+            metadata.pop(CONFIG_KEY),
+            CheckpointError,
+            f"{path}: the config in its metadata is not valid JSON",
+            f"{path}: the config in its metadata is not a JSON object",
+        )
     fmt = "mimviewer" if metadata.pop(FORMAT_KEY, None) or stated else "safetensors"
     return RawCheckpoint(fmt, tensors, stated, metadata)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from mimviewer.access import check_readable, os_error
 from mimviewer.errors import CheckpointError, ConfigError
-from mimviewer.limits import MAX_CONFIG_BYTES, check_config_values, shorten
+from mimviewer.limits import MAX_CONFIG_BYTES, check_config_values, json_object, shorten
 
 # OpenSTL method names (any case, punctuation ignored) -> our registry names.
 OPENSTL_METHODS: dict[str, str] = {
@@ -83,12 +82,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a config file (binary, not UTF-8 text)") from None
     if path.suffix == ".json":
-        try:
-            d = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
-            raise ConfigError(f"{path}: not valid JSON ({shorten(str(exc), 60)})") from None
-        if not isinstance(d, dict):
-            raise ConfigError(f"{path}: expected a JSON object of config fields")
+        d = json_object(
+            text, ConfigError, f"{path}: not valid JSON", f"{path}: expected a JSON object of config fields"
+        )
         try:
             return check_config_values(d)
         except ConfigError as exc:

@@ -19,6 +19,7 @@ OUTPUT_SUFFIXES = (".npz", ".png", ".gif")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from mimviewer.attribution_choices import BASELINES, DEFAULT_BLUR_SIGMA, DEFAULT_IG_STEPS, METHODS
+    from mimviewer.commands.export import add_sequence_flags
     from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
@@ -72,9 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory-path gradient norms")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
-    parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
-    parser.add_argument("--sample", type=int, default=0, help="which sequence of an array holding many")
-    parser.add_argument("--units", choices=("intensity", "dBZ", "mm/h"), help="what INPUT's values are")
+    add_sequence_flags(parser)
     parser.add_argument("--fps", type=float, default=2, help="frames per second of a .gif (default: 2)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     add_fit_flag(parser)
@@ -85,22 +84,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def load_model_and_frames(args: argparse.Namespace, device, output: Path) -> tuple:
     """(model, frames (T, C, H, W) from --start fitted to the model, units) for attribute and whatif."""
     from mimviewer.atomic import check_output
-    from mimviewer.checkpoints import load_for_input
     from mimviewer.commands.export import read_sequence
-    from mimviewer.commands.predict import config_overrides
+    from mimviewer.commands.predict import load_checkpoint
     from mimviewer.data import adapt
 
     check_output(output, tuple(p for p in (args.input, args.checkpoint, args.config) if p))
     sequence = read_sequence(args.input, args)
-    _, c, h, w = sequence.shape
-    loaded = load_for_input(
-        args.checkpoint,
-        channels=c,
-        frame_size=(h, w),
-        config_file=args.config,
-        overrides=config_overrides(args),
-        device=device,
-    )
+    loaded = load_checkpoint(args, sequence.shape[1:], device)
     cfg = loaded.config
     if not 0 <= args.start < len(sequence):
         raise ShapeError(f"--start {args.start}: {args.input} has frames 0..{len(sequence) - 1}")
@@ -144,7 +134,7 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from mimviewer.attribution import AttributionRequest, Region, iter_attribution
     from mimviewer.attribution_images import write_attribution_image
-    from mimviewer.inference import pick_device, rollout
+    from mimviewer.inference import pick_device, rollout, run_to_end
     from mimviewer.limits import check_flag
 
     check_flag(args.steps, "--steps", 1, 10_000)  # integrated gradients: one backward pass per step
@@ -176,14 +166,10 @@ def run(args: argparse.Namespace) -> int:
         memory=not args.no_memory,
     )
     context = frames[:pre]
-    generator = iter_attribution(model, context, request)
-    while True:
-        try:
-            progress = next(generator)
-        except StopIteration as stop:
-            attribution = stop.value
-            break
-        print(f"  [{progress.done}/{progress.total}] {progress.text}", flush=True)
+    attribution = run_to_end(
+        iter_attribution(model, context, request),
+        each=lambda progress: print(f"  [{progress.done}/{progress.total}] {progress.text}", flush=True),
+    )
     attribution.meta.update(
         checkpoint=str(args.checkpoint), input=str(args.input), start=str(args.start), device=str(device)
     )

@@ -104,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
         pick_device(args.device)
     demo_files()  # a missing demo is one line before any window opens
+    if args.delta_eps is not None:
+        from mimviewer.viewmodel.delta import check_eps
+
+        check_eps(args.delta_eps)
     screenshot = args.screenshot
     if screenshot is None and not has_display():
         screenshot = str(Path.cwd() / HEADLESS_SCREENSHOT)
@@ -114,15 +118,18 @@ def run(args: argparse.Namespace) -> int:
     def setup(window, demo: Demo) -> None:
         choose_device(window, args.device)
         window.runner.fast = args.fast
-        open_demo(window, demo)
+        open_demo(window, demo, delta_eps=args.delta_eps)
 
     # The window shows first; torch, the model and the frames load behind it.
     return run_window(setup, screenshot=screenshot, load=load_demo)
 
 
-def open_demo(window, demo: Demo) -> None:
-    """Load the demo into a window's session and start inference (also used by the tests)."""
+def open_demo(window, demo: Demo, *, delta_eps: float | None = None) -> None:
+    """Load the demo into a window's session and start inference (also used by the tests);
+    ``delta_eps``: with the delta inference row at that threshold."""
     show_demo(window.session, demo)
+    if delta_eps is not None:
+        window.session.set_delta(delta_eps)
     window.runner.start()
 
 

@@ -53,22 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
-    parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
+    add_sequence_flags(parser)
     parser.add_argument(
         "--now",
         type=int,
         help="forecast from this frame (the last one the model reads; -1 = the last of INPUT); "
         "default: from --start when INPUT holds pre + aft frames after it, else from INPUT's last frame",
     )
-    parser.add_argument(
-        "--sample", type=int, default=0, help="which sequence of an array holding many (default: 0)"
-    )
     parser.add_argument("--fps", type=float, default=4, help="frames per second of a .gif/.mp4 (default: 4)")
-    parser.add_argument(
-        "--units",
-        choices=("intensity", "dBZ", "mm/h"),
-        help="what INPUT's values are, e.g. an array in dBZ (default: what the file says, else intensity)",
-    )
     parser.add_argument(
         "--stats", metavar="FILE", help="also write gate statistics per layer/step (.csv/.json)"
     )
@@ -77,6 +69,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_flags(parser)
     add_probe_flags(parser)
     parser.set_defaults(run=run)
+
+
+def add_sequence_flags(parser: argparse.ArgumentParser) -> None:
+    """--start, --sample, --units: which frames of INPUT :func:`read_sequence` reads, and as what."""
+    parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="which sequence of an array holding many (default: 0)"
+    )
+    parser.add_argument(
+        "--units",
+        choices=("intensity", "dBZ", "mm/h"),
+        help="what INPUT's values are, e.g. an array in dBZ (default: what the file says, else intensity)",
+    )
 
 
 def read_sequence(path: str | Path, args: argparse.Namespace):

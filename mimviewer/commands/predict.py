@@ -66,6 +66,21 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if v is not None}
 
 
+def load_checkpoint(args: argparse.Namespace, frame_shape: tuple[int, int, int], device: Any):
+    """``args.checkpoint`` loaded for INPUT's frames (C, H, W), with --config and the config flags."""
+    from mimviewer.checkpoints import load_for_input
+
+    c, h, w = frame_shape
+    return load_for_input(
+        args.checkpoint,
+        channels=c,
+        frame_size=(h, w),
+        config_file=args.config,
+        overrides=config_overrides(args),
+        device=device,
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
@@ -215,7 +230,6 @@ def _concat_traces(traces: list) -> Any:
 def run(args: argparse.Namespace) -> int:
     from mimviewer.accel import device_memory_errors
     from mimviewer.atomic import atomic_file, check_output
-    from mimviewer.checkpoints import load_for_input
     from mimviewer.data import adapt
     from mimviewer.forecast import plan_forecast
     from mimviewer.inference import pick_device, rollout
@@ -231,14 +245,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = read_input(args.input)
     first = inputs.sequences[0]
     t, c, h, w = first.shape
-    loaded = load_for_input(
-        args.checkpoint,
-        channels=c,
-        frame_size=(h, w),
-        config_file=args.config,
-        overrides=config_overrides(args),
-        device=device,
-    )
+    loaded = load_checkpoint(args, (c, h, w), device)
     cfg = loaded.config
     pre = args.pre if args.pre is not None else cfg.pre
     aft = args.aft if args.aft is not None else cfg.aft

@@ -45,6 +45,13 @@ def add_window_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fast", action="store_true", help="bf16 autocast where the GPU/CPU has it (shown in the status bar)"
     )
+    parser.add_argument(
+        "--delta-eps",
+        type=float,
+        metavar="E",
+        help="also show the main model's delta inference rollout (|Δh| < E skipped; 0: exact up to "
+        "rounding) beside the exact prediction, with the skipped multiply-adds per layer",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +71,13 @@ def run(args: argparse.Namespace) -> int:
 
         state = read_state(args.state)  # a broken or moved state file is one line, before the window
 
+    if args.delta_eps is not None:
+        from mimviewer.viewmodel.delta import check_eps
+
+        check_eps(args.delta_eps)  # a bad threshold is one line before any window opens
+        if not args.checkpoint:
+            raise MimviewerError("--delta-eps needs --checkpoint: the delta row is that model's")
+
     for name in ("pre", "aft"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -79,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
             opened = window.open_paths(
                 sequence=args.input, checkpoint=args.checkpoint, compare=args.compare, run=False
             )
+            if opened and args.delta_eps is not None and window.session.slots[0] is not None:
+                window.session.set_delta(args.delta_eps)  # run below with the others
             if opened and (args.pre or args.aft or args.now is not None):
                 window.change_forecast_to(context=args.pre, horizon=args.aft, now=args.now)
             elif opened:

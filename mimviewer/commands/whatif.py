@@ -16,6 +16,7 @@ from mimviewer.errors import MimviewerError, ShapeError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from mimviewer.commands.export import add_sequence_flags
     from mimviewer.commands.predict import add_config_flags, add_fit_flag
 
     parser = subparsers.add_parser(
@@ -33,9 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, help="out.gif or out.mp4")
     parser.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     parser.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
-    parser.add_argument("--start", type=int, default=0, help="first frame of INPUT to use (default: 0)")
-    parser.add_argument("--sample", type=int, default=0, help="which sequence of an array holding many")
-    parser.add_argument("--units", choices=("intensity", "dBZ", "mm/h"), help="what INPUT's values are")
+    add_sequence_flags(parser)
     parser.add_argument("--fps", type=float, default=4, help="frames per second (default: 4)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     add_fit_flag(parser)

@@ -52,6 +52,11 @@ def _read_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot decode the image ({exc.msg.strip()})") from exc
     if image is None:
         raise DataError(f"{path}: cannot decode the image (corrupt, truncated or not an image)")
+    return channels_first(image)
+
+
+def channels_first(image: np.ndarray) -> np.ndarray:
+    """OpenCV's decoded (H, W) or (H, W, C) BGR[A] -> (C, H, W) in RGB order, alpha dropped."""
     if image.ndim == 2:
         return image[None]
     image = image[:, :, :3][:, :, ::-1] if image.shape[2] >= 3 else image

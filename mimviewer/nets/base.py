@@ -106,6 +106,11 @@ class RecurrentModel(nn.Module):
         super().__init__()
         self.config = config
 
+    def zero_maps(self, batch: int, like: torch.Tensor) -> list[torch.Tensor]:
+        """One zero map (B, hidden_l, H', W') per layer, with ``like``'s device and dtype."""
+        cfg = self.config
+        return [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+
     # -- to implement -------------------------------------------------------------------
     def init_state(self, batch: int, like: torch.Tensor) -> Any:
         raise NotImplementedError

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mimviewer.errors import ConfigError
-from mimviewer.limits import check_config_values, shorten
+from mimviewer.limits import check_config_values, json_object, shorten
 
 
 @dataclass
@@ -106,10 +106,7 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
-        try:
-            d = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
-            raise ConfigError(f"config is not valid JSON ({shorten(str(exc), 80)})") from None
-        if not isinstance(d, dict):
-            raise ConfigError("config JSON must be an object of fields")
+        d = json_object(
+            text, ConfigError, "config is not valid JSON", "config JSON must be an object of fields", 80
+        )
         return cls.from_dict(d)

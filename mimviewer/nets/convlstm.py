@@ -98,9 +98,8 @@ class ConvLSTM(RecurrentModel):
     def init_state(self, batch: int, like: torch.Tensor) -> list[tuple[torch.Tensor | None, torch.Tensor]]:
         """Per layer (H, C), all zeros. Without LayerNorm H is None: conv_h of a zero H is zero
         (the convs have no bias), so the first step skips it; OpenSTL computes it."""
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
-        return [(z if cfg.layer_norm else None, z) for z in zeros]
+        zeros = self.zero_maps(batch, like)
+        return [(z if self.config.layer_norm else None, z) for z in zeros]
 
     def step(self, x: torch.Tensor, state: list, probe: Probe) -> tuple[torch.Tensor, list]:
         new_state = []

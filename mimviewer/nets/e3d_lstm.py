@@ -55,10 +55,10 @@ from torch import nn
 from mimviewer.errors import ConfigError
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.nets.config import ModelConfig
+from mimviewer.nets.predrnn import memory_update
 from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
-FORGET_BIAS = 1.0  # added to the temporal forget gate f' (OpenSTL's _forget_bias)
 DEFAULT_OPTIONS = {"window_length": 2, "window_stride": 1, "temporal_filter_size": 2}
 
 
@@ -176,10 +176,9 @@ class Eidetic3DLSTMCell(nn.Module):
         recalled = recall(r, history)
         c_new = self._norm_c_t(c + recalled) + i * g
         # global memory M
-        i_prime = torch.sigmoid(i_x_m + i_m)
-        f_prime = torch.sigmoid(f_x_m + f_m + FORGET_BIAS)
-        g_prime = torch.tanh(g_x_m + g_m)
-        m_new = f_prime * torch.tanh(m_m) + i_prime * g_prime
+        i_prime, f_prime, g_prime, _, m_new = memory_update(
+            i_x_m + i_m, f_x_m + f_m, g_x_m + g_m, torch.tanh(m_m)
+        )
         # output
         o = torch.sigmoid(torch.tanh(o_x + o_h + self.conv_new_cell(c_new) + self.conv_new_gm(m_new)))
         h_new = o * torch.tanh(self.conv_last(torch.cat((c_new, m_new), 1)))

@@ -29,14 +29,14 @@ state. On a fresh module the outputs are identical (tools/parity_mim_e3d.py chec
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
 from mimviewer.nets.base import RecurrentModel, conv_block
 from mimviewer.nets.config import ModelConfig
-from mimviewer.nets.predrnn import FORGET_BIAS, SpatioTemporalLSTMCell, require_equal_hidden
+from mimviewer.nets.predrnn import SpatioTemporalLSTMCell, memory_update, require_equal_hidden
 from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
@@ -82,10 +82,7 @@ class PeepholeConvLSTM(nn.Module):
         i_h, g_h, f_h, o_h = torch.split(self.conv_h_concat(h), self.hidden, dim=1)
         w_ic, w_fc = torch.split(self.ct_weight, self.hidden, dim=0)
         # (terms summed in OpenSTL's order, so that float32 rounding matches it too)
-        i = torch.sigmoid(i_h + w_ic * c + i_x)
-        f = torch.sigmoid(f_h + w_fc * c + f_x + FORGET_BIAS)
-        g = torch.tanh(g_h + g_x)
-        c_new = f * c + i * g
+        i, f, g, _, c_new = memory_update(i_h + w_ic * c + i_x, f_h + w_fc * c + f_x, g_h + g_x, c)
         o = torch.sigmoid(o_h + o_x + self.oc_weight * c_new)
         h_new = o * torch.tanh(c_new)
         return PeepholeOutput(i, f, g, o, c_new, h_new)
@@ -143,10 +140,7 @@ class MIMBlock(PeepholeConvLSTM):
         i_t, g_t, o_t = torch.split(self.conv_t_cc(h), self.hidden, dim=1)
         i_s, g_s, f_s, o_s = torch.split(self.conv_s_cc(m), self.hidden, dim=1)
         # spatiotemporal memory M (as in ST-LSTM, but gated from x and M only)
-        i_prime = torch.sigmoid(i_x + i_s)
-        f_prime = torch.sigmoid(f_x + f_s + FORGET_BIAS)
-        g_prime = torch.tanh(g_x + g_s)
-        m_new = f_prime * m + i_prime * g_prime
+        i_prime, f_prime, g_prime, _, m_new = memory_update(i_x + i_s, f_x + f_s, g_x + g_s, m)
         # stationary module: T replaces the forget path f o C_prev
         stationary = self.peephole(dn, c, s)
         i = torch.sigmoid(i_x + i_t)
@@ -183,24 +177,17 @@ class MIMState(NamedTuple):
     stationary: list[torch.Tensor]  # MIM-S memory S of block l, for l = 1..L-1
 
 
-@register_model(
-    "mim",
-    description="MIM: ST-LSTM + Memory-In-Memory blocks (MIM-N, MIM-S)",
-    num_hidden=(128, 128, 128, 128),
-)
-class MIM(RecurrentModel):
-    """ST-LSTM layer, MIM blocks above it, MIM-N cells between them, 1x1 head (OpenSTL's MIM_Model)."""
+class MIMStack(RecurrentModel):
+    """What ``mim`` and ``mim_paper`` share: an ST-LSTM layer 0, MIM blocks above it, a MIM-N
+    feeding each block, a 1x1 head; each names its own block and MIM-N types."""
 
     layer_quantities = ST_LSTM_QUANTITIES
-    unused_checkpoint_keys = (r"stlstm_layer_diff\.\d+\.conv_last\..*",)
-    weights_priority = 100
     layer_key_prefix = "stlstm_layer"
     first_conv_key = "stlstm_layer.0.conv_x.0.weight"
-    hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight", "stlstm_layer.{i}.conv_s_cc.0.weight")
-
-    @classmethod
-    def matches_weights(cls, state_dict) -> bool:
-        return any(k.startswith("stlstm_layer") for k in state_dict)
+    block_type: ClassVar[type[nn.Module]]  # the MIM block of layers 1..L-1
+    novelty_type: ClassVar[type[nn.Module]]  # the MIM-N feeding each block
+    # the convs that read block l's previous states ("{l}": the block, "{n}": the MIM-N feeding it)
+    block_recurrent_keys: ClassVar[tuple[str, ...]]
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -208,9 +195,11 @@ class MIM(RecurrentModel):
         hidden = config.num_hidden
         self.stlstm_layer = nn.ModuleList(
             [SpatioTemporalLSTMCell(config.patch_channels, hidden[0], config)]
-            + [MIMBlock(hidden[i], config) for i in range(1, config.num_layers)]
+            + [self.block_type(hidden[i], config) for i in range(1, config.num_layers)]
         )
-        self.stlstm_layer_diff = nn.ModuleList(MIMN(hidden[i], config) for i in range(1, config.num_layers))
+        self.stlstm_layer_diff = nn.ModuleList(
+            self.novelty_type(hidden[i], config) for i in range(1, config.num_layers)
+        )
         self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
 
     def quantities(self, layer: int) -> tuple[str, ...]:
@@ -220,14 +209,35 @@ class MIM(RecurrentModel):
         blocks = range(1, self.config.num_layers)
         return {
             "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_t_cc.0": i for i in blocks},  # block: W_t * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_h_concat.0": i for i in blocks},  # MIM-S: W * C_(t-1)
-            **{f"stlstm_layer_diff.{i - 1}.conv_h_concat.0": i for i in blocks},  # MIM-N: W * Dn_(t-1)
+            **{key.format(l=i, n=i - 1): i for key in self.block_recurrent_keys for i in blocks},
         }
 
+
+@register_model(
+    "mim",
+    description="MIM: ST-LSTM + Memory-In-Memory blocks (MIM-N, MIM-S)",
+    num_hidden=(128, 128, 128, 128),
+)
+class MIM(MIMStack):
+    """ST-LSTM layer, MIM blocks above it, MIM-N cells between them, 1x1 head (OpenSTL's MIM_Model)."""
+
+    block_type = MIMBlock
+    novelty_type = MIMN
+    block_recurrent_keys = (
+        "stlstm_layer.{l}.conv_t_cc.0",  # block: W_t * H_(t-1)
+        "stlstm_layer.{l}.conv_h_concat.0",  # MIM-S: W * C_(t-1)
+        "stlstm_layer_diff.{n}.conv_h_concat.0",  # MIM-N: W * Dn_(t-1)
+    )
+    unused_checkpoint_keys = (r"stlstm_layer_diff\.\d+\.conv_last\..*",)
+    weights_priority = 100
+    hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight", "stlstm_layer.{i}.conv_s_cc.0.weight")
+
+    @classmethod
+    def matches_weights(cls, state_dict) -> bool:
+        return any(k.startswith("stlstm_layer") for k in state_dict)
+
     def init_state(self, batch: int, like: torch.Tensor) -> MIMState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return MIMState(
             t=0,
             layers=[(z, z) for z in zeros],

@@ -39,10 +39,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from mimviewer.nets.base import RecurrentModel, conv_block
+from mimviewer.nets.base import conv_block
 from mimviewer.nets.config import ModelConfig
-from mimviewer.nets.mim import MIM_QUANTITIES, ST_LSTM_QUANTITIES
-from mimviewer.nets.predrnn import FORGET_BIAS, SpatioTemporalLSTMCell, require_equal_hidden
+from mimviewer.nets.mim import MIMStack
+from mimviewer.nets.predrnn import SpatioTemporalLSTMCell, memory_update
 from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
@@ -67,10 +67,7 @@ class PaperMIMN(nn.Module):
         """``d`` = H^(l-1)_t - H^(l-1)_(t-1), ``n`` = N_(t-1); returns (the paper's D^l_t, N_t)."""
         i_d, g_d, f_d, o_d = torch.split(self.conv_d(d), self.hidden, dim=1)
         i_n, g_n, f_n = torch.split(self.conv_n(n), self.hidden, dim=1)
-        i = torch.sigmoid(i_d + i_n)
-        f = torch.sigmoid(f_d + f_n + FORGET_BIAS)
-        g = torch.tanh(g_d + g_n)
-        n_new = f * n + i * g
+        i, f, g, _, n_new = memory_update(i_d + i_n, f_d + f_n, g_d + g_n, n)
         o = torch.sigmoid(o_d + self.conv_no(n_new))
         dn = o * torch.tanh(n_new)
         for name, value in (
@@ -106,10 +103,7 @@ class PaperMIMS(nn.Module):
         """Returns (T_t, S_t): T replaces f o C_(t-1) in the block's C update."""
         i_d, g_d, f_d, o_d = torch.split(self.conv_d(dn), self.hidden, dim=1)
         i_c, g_c, f_c, o_c = torch.split(self.conv_c(c), self.hidden, dim=1)
-        i = torch.sigmoid(i_d + i_c)
-        f = torch.sigmoid(f_d + f_c + FORGET_BIAS)
-        g = torch.tanh(g_d + g_c)
-        s_new = f * s + i * g
+        i, f, g, _, s_new = memory_update(i_d + i_c, f_d + f_c, g_d + g_c, s)
         o = torch.sigmoid(o_d + o_c + self.conv_so(s_new))
         t = o * torch.tanh(s_new)
         for name, value in (("S.i", i), ("S.f", f), ("S.g", g), ("S.o", o), ("S", s_new), ("T", t)):
@@ -124,7 +118,7 @@ class PaperMIMBlockOutput(NamedTuple):
     s: torch.Tensor  # MIM-S memory
 
 
-class PaperMIMBlock(nn.Module):
+class PaperMIMBlock(SpatioTemporalLSTMCell):
     """The paper's MIM block: an ST-LSTM with MIM-S's T in place of the forget path of C.
 
     conv_x(H^(l-1)_t) gives (i, g, i', g', f', o); conv_h(H^l_(t-1)) gives (i, g, o);
@@ -132,15 +126,11 @@ class PaperMIMBlock(nn.Module):
     conv_last (1x1) maps [C_t, M_t] to H's pre-activation.
     """
 
+    x_blocks = 6  # no f: T replaces the forget path of C
+    h_blocks = 3
+
     def __init__(self, hidden: int, config: ModelConfig):
-        super().__init__()
-        self.hidden = hidden
-        k = config.filter_size
-        self.conv_x = conv_block(hidden, 6 * hidden, k, config)
-        self.conv_h = conv_block(hidden, 3 * hidden, k, config)
-        self.conv_m = conv_block(hidden, 3 * hidden, k, config)
-        self.conv_o = conv_block(2 * hidden, hidden, k, config)
-        self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)
+        super().__init__(hidden, hidden, config)
         self.mim_s = PaperMIMS(hidden, config)
 
     def forward(
@@ -163,14 +153,9 @@ class PaperMIMBlock(nn.Module):
         t, s_new = self.mim_s(dn, c, s, probe, layer)
         c_new = t + i * g
         # spatiotemporal memory M (as in the ST-LSTM)
-        i_prime = torch.sigmoid(i_x_m + i_m)
-        f_prime = torch.sigmoid(f_x_m + f_m + FORGET_BIAS)
-        g_prime = torch.tanh(g_x_m + g_m)
-        m_new = f_prime * m + i_prime * g_prime
-        # output: reads the new memories C_t and M_t
-        memories = torch.cat((c_new, m_new), 1)  # (B, 2*hidden, H', W')
-        o = torch.sigmoid(o_x + o_h + self.conv_o(memories))
-        h_new = o * torch.tanh(self.conv_last(memories))
+        i_prime, f_prime, g_prime, _, m_new = memory_update(i_x_m + i_m, f_x_m + f_m, g_x_m + g_m, m)
+        # output: reads the new memories C_t and M_t (as in the ST-LSTM)
+        o, h_new = self.output(o_x + o_h, c_new, m_new)
         for name, value in (
             ("i", i),
             ("g", g),
@@ -198,13 +183,17 @@ class PaperMIMState(NamedTuple):
     description="MIM as in the paper's equations (CVPR 2019), beside mim (the released code)",
     num_hidden=(128, 128, 128, 128),
 )
-class MIMPaper(RecurrentModel):
+class MIMPaper(MIMStack):
     """ST-LSTM layer, paper MIM blocks above it, a paper MIM-N below each block, 1x1 head."""
 
-    layer_quantities = ST_LSTM_QUANTITIES
+    block_type = PaperMIMBlock
+    novelty_type = PaperMIMN
+    block_recurrent_keys = (
+        "stlstm_layer.{l}.conv_h.0",  # block: W_h * H_(t-1)
+        "stlstm_layer.{l}.mim_s.conv_c.0",  # MIM-S: W_c * C_(t-1)
+        "stlstm_layer_diff.{n}.conv_n.0",  # MIM-N: W_n * N_(t-1)
+    )
     weights_priority = 110  # asked before mim: both keep their layers under stlstm_layer
-    layer_key_prefix = "stlstm_layer"
-    first_conv_key = "stlstm_layer.0.conv_x.0.weight"
     hidden_conv_keys = ("stlstm_layer.{i}.conv_h.0.weight",)
 
     @classmethod
@@ -214,34 +203,8 @@ class MIMPaper(RecurrentModel):
             ".mim_s." in k or (k.startswith("stlstm_layer_diff.") and ".conv_n." in k) for k in state_dict
         )
 
-    def __init__(self, config: ModelConfig):
-        super().__init__(config)
-        require_equal_hidden(config, type(self).__name__)
-        hidden = config.num_hidden
-        self.stlstm_layer = nn.ModuleList(
-            [SpatioTemporalLSTMCell(config.patch_channels, hidden[0], config)]
-            + [PaperMIMBlock(hidden[i], config) for i in range(1, config.num_layers)]
-        )
-        self.stlstm_layer_diff = nn.ModuleList(
-            PaperMIMN(hidden[i], config) for i in range(1, config.num_layers)
-        )
-        self.conv_last = nn.Conv2d(hidden[-1], config.patch_channels, 1, bias=False)
-
-    def quantities(self, layer: int) -> tuple[str, ...]:
-        return ST_LSTM_QUANTITIES if layer == 0 else MIM_QUANTITIES
-
-    def recurrent_modules(self) -> dict[str, int]:
-        blocks = range(1, self.config.num_layers)
-        return {
-            "stlstm_layer.0.conv_h.0": 0,  # ST-LSTM: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.conv_h.0": i for i in blocks},  # block: W_h * H_(t-1)
-            **{f"stlstm_layer.{i}.mim_s.conv_c.0": i for i in blocks},  # MIM-S: W_c * C_(t-1)
-            **{f"stlstm_layer_diff.{i - 1}.conv_n.0": i for i in blocks},  # MIM-N: W_n * N_(t-1)
-        }
-
     def init_state(self, batch: int, like: torch.Tensor) -> PaperMIMState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PaperMIMState(
             layers=[(z, z) for z in zeros], memory=zeros[0], novelty=zeros[1:], stationary=zeros[1:]
         )

@@ -6,7 +6,7 @@ unchanged (``cell_list.{i}.conv_x.0.weight`` ... ``conv_last.weight``).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -18,6 +18,29 @@ from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
 FORGET_BIAS = 1.0  # added to both forget gates before the sigmoid (OpenSTL's _forget_bias)
+
+
+class MemoryUpdate(NamedTuple):
+    i: torch.Tensor  # input gate
+    f: torch.Tensor  # forget gate
+    g: torch.Tensor  # candidate
+    written: torch.Tensor  # i o g: what was written into the memory
+    memory: torch.Tensor  # the new memory f o memory_prev + i o g
+
+
+def memory_update(
+    i_in: torch.Tensor, f_in: torch.Tensor, g_in: torch.Tensor, memory: torch.Tensor
+) -> MemoryUpdate:
+    """One LSTM memory update from summed gate inputs (forget bias +1): the ST-LSTM's C and M
+    paths, and the MIM, MIM-paper, PredRNN++ and E3D memories wherever their equations are this one.
+
+    Each caller sums a gate's convolutions in its own order, so float32 rounding stays the caller's.
+    """
+    i = torch.sigmoid(i_in)
+    f = torch.sigmoid(f_in + FORGET_BIAS)
+    g = torch.tanh(g_in)
+    written = i * g
+    return MemoryUpdate(i, f, g, written, f * memory + written)
 
 
 class STLSTMOutput(NamedTuple):
@@ -35,12 +58,15 @@ class SpatioTemporalLSTMCell(nn.Module):
     conv_m gives 3 (i', f', g'); conv_o reads [C, M]; conv_last (1x1) maps [C, M] to H.
     """
 
+    x_blocks: ClassVar[int] = 7  # gate blocks conv_x gives (a cell built on this one may use fewer)
+    h_blocks: ClassVar[int] = 4  # gate blocks conv_h gives
+
     def __init__(self, in_channels: int, hidden: int, config: ModelConfig):
         super().__init__()
         self.hidden = hidden
         k = config.filter_size
-        self.conv_x = conv_block(in_channels, 7 * hidden, k, config)
-        self.conv_h = conv_block(hidden, 4 * hidden, k, config)
+        self.conv_x = conv_block(in_channels, self.x_blocks * hidden, k, config)
+        self.conv_h = conv_block(hidden, self.h_blocks * hidden, k, config)
         self.conv_m = conv_block(hidden, 3 * hidden, k, config)
         self.conv_o = conv_block(2 * hidden, hidden, k, config)
         self.conv_last = nn.Conv2d(2 * hidden, hidden, 1, bias=False)
@@ -52,21 +78,10 @@ class SpatioTemporalLSTMCell(nn.Module):
         i_h, f_h, g_h, o_h = torch.split(self.conv_h(h), self.hidden, dim=1)
         i_m, f_m, g_m = torch.split(self.conv_m(m), self.hidden, dim=1)
         # temporal memory C
-        i = torch.sigmoid(i_x + i_h)
-        f = torch.sigmoid(f_x + f_h + FORGET_BIAS)
-        g = torch.tanh(g_x + g_h)
-        delta_c = i * g
-        c_new = f * c + delta_c
+        i, f, g, delta_c, c_new = memory_update(i_x + i_h, f_x + f_h, g_x + g_h, c)
         # spatiotemporal memory M
-        i_prime = torch.sigmoid(i_x_m + i_m)
-        f_prime = torch.sigmoid(f_x_m + f_m + FORGET_BIAS)
-        g_prime = torch.tanh(g_x_m + g_m)
-        delta_m = i_prime * g_prime
-        m_new = f_prime * m + delta_m
-        # output
-        memories = torch.cat((c_new, m_new), 1)  # (B, 2*hidden, H', W')
-        o = torch.sigmoid(o_x + o_h + self.conv_o(memories))
-        h_new = o * torch.tanh(self.conv_last(memories))
+        i_prime, f_prime, g_prime, delta_m, m_new = memory_update(i_x_m + i_m, f_x_m + f_m, g_x_m + g_m, m)
+        o, h_new = self.output(o_x + o_h, c_new, m_new)
         for name, value in (
             ("i", i),
             ("f", f),
@@ -81,6 +96,14 @@ class SpatioTemporalLSTMCell(nn.Module):
         ):
             probe.record(layer, name, value)
         return STLSTMOutput(h_new, c_new, m_new, delta_c, delta_m)
+
+    def output(
+        self, o_in: torch.Tensor, c: torch.Tensor, m: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(o, H): the output gate reads the new memories C and M; H = o * tanh(W_1x1 * [C, M])."""
+        memories = torch.cat((c, m), 1)  # (B, 2*hidden, H', W')
+        o = torch.sigmoid(o_in + self.conv_o(memories))
+        return o, o * torch.tanh(self.conv_last(memories))
 
 
 class PredRNNState(NamedTuple):
@@ -126,8 +149,7 @@ class PredRNN(RecurrentModel):
         return {f"cell_list.{i}.conv_h.0": i for i in range(self.config.num_layers)}  # W_h * H_(t-1)
 
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PredRNNState(layers=[(z, z) for z in zeros], memory=zeros[-1])
 
     def step(self, x: torch.Tensor, state: PredRNNState, probe: Probe) -> tuple[torch.Tensor, PredRNNState]:

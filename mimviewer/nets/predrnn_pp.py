@@ -25,10 +25,10 @@ from torch import nn
 from mimviewer.errors import ConfigError
 from mimviewer.nets.base import RecurrentModel, conv_block
 from mimviewer.nets.config import ModelConfig
+from mimviewer.nets.predrnn import memory_update
 from mimviewer.nets.registry import register_model
 from mimviewer.trace import Probe
 
-FORGET_BIAS = 1.0  # added to both forget gates before the sigmoid (OpenSTL's _forget_bias)
 GHU_INIT_RANGE = 0.001  # OpenSTL initialises the GHU convs uniformly in [-0.001, 0.001]
 
 
@@ -60,16 +60,12 @@ class CausalLSTMCell(nn.Module):
         i_c, f_c, g_c = torch.split(self.conv_c(c), self.hidden, dim=1)
         i_m, f_m, m_m = torch.split(self.conv_m(m), self.hidden, dim=1)
         # first the temporal memory C ...
-        i = torch.sigmoid(i_x + i_h + i_c)
-        f = torch.sigmoid(f_x + f_h + f_c + FORGET_BIAS)
-        g = torch.tanh(g_x + g_h + g_c)
-        c_new = f * c + i * g
+        i, f, g, _, c_new = memory_update(i_x + i_h + i_c, f_x + f_h + f_c, g_x + g_h + g_c, c)
         # ... then the spatiotemporal memory M, driven by the new C
         i_cm, g_cm, f_cm, o_c = torch.split(self.conv_c2m(c_new), self.hidden, dim=1)
-        i_prime = torch.sigmoid(i_x_m + i_m + i_cm)
-        f_prime = torch.sigmoid(f_x_m + f_m + f_cm + FORGET_BIAS)
-        g_prime = torch.tanh(g_x_m + g_cm)
-        m_new = f_prime * torch.tanh(m_m) + i_prime * g_prime
+        i_prime, f_prime, g_prime, _, m_new = memory_update(
+            i_x_m + i_m + i_cm, f_x_m + f_m + f_cm, g_x_m + g_cm, torch.tanh(m_m)
+        )
         # output: tanh, not sigmoid, as in the paper and OpenSTL
         o = torch.tanh(o_x + o_h + o_c + self.conv_om(m_new))
         h_new = o * torch.tanh(self.conv_last(torch.cat((c_new, m_new), 1)))
@@ -174,8 +170,7 @@ class PredRNNpp(RecurrentModel):
         }
 
     def init_state(self, batch: int, like: torch.Tensor) -> PredRNNppState:
-        cfg = self.config
-        zeros = [like.new_zeros(batch, n, cfg.grid_height, cfg.grid_width) for n in cfg.num_hidden]
+        zeros = self.zero_maps(batch, like)
         return PredRNNppState(layers=[(z, z) for z in zeros], memory=zeros[-1], highway=zeros[0])
 
     def step(

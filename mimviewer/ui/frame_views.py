@@ -141,7 +141,7 @@ class FramesPanel(QWidget):
         """(view key, title) of every view the session has something for, in reading order."""
         columns = [("gt", "Ground truth")]
         for index, slot in self.session.models:
-            against = "GT" if slot.reference is None else "original"
+            against = "GT" if slot.reference is None else slot.reference_name
             columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − {against}")]
         return columns
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.delta_controls import DeltaControls
 from mimviewer.ui.display_panel import DisplayPanel
 from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.explain_panel import ExplainPanel
@@ -231,6 +232,9 @@ class MainWindow(QMainWindow):
         toolbar.addAction("Cancel", self.runner.cancel).setToolTip("Cancel inference")
         toolbar.addWidget(QLabel(" device "))
         toolbar.addWidget(self.device_choice)
+        self.delta = DeltaControls(
+            self.session, self.runner, run_menu, toolbar, self.status_text, self.show_error
+        )
 
         go_menu = bar.addMenu("&Go")  # the timeline's keys, as actions: the help lists them from here
         self._action(go_menu, "&Play / pause", self.timeline.toggle_play, "Space")

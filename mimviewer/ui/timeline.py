@@ -35,7 +35,7 @@ from mimviewer.ui import (
 )
 from mimviewer.viewmodel import Session
 
-MODEL_PENS = ("#dc2626", "#7c3aed", "#059669")  # slot 0, slot 1, the what-if rollout
+MODEL_PENS = ("#dc2626", "#7c3aed", "#059669", "#d97706")  # slot 0, slot 1, what-if, delta rollouts
 
 
 class Timeline(QWidget):

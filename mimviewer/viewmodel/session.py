@@ -1,10 +1,12 @@
 """The view model's state: the sequence shown, the models and their results, the current frame.
 
 A :class:`Session` holds what the window shows: one sequence (model scale [0, 1] plus its
-units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it),
-their streamed rollouts as numpy, per-frame metrics and the current frame; the internals'
-state is mixed in from :mod:`.internals`. Widgets read it and set attributes back; they
-never compute on arrays. Every change fires a psygnal signal of :attr:`Session.events`.
+units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it)
+and two rows derived from the main one (slot 2 = the what-if rollout, :mod:`.whatif`;
+slot 3 = the delta inference rollout, :mod:`.delta`), their streamed rollouts as numpy,
+per-frame metrics and the current frame; the internals' state is mixed in from
+:mod:`.internals`. Widgets read it and set attributes back; they never compute on arrays.
+Every change fires a psygnal signal of :attr:`Session.events`.
 
 Frame k of the timeline shows GT frame k, the model's output that predicts frame k (output
 of step k-1; for k < pre it read true frames only, a one-step "context" prediction) and the
@@ -32,6 +34,7 @@ from mimviewer.errors import DataError, ShapeError
 from mimviewer.render import FrameRenderer
 from mimviewer.viewmodel import readout, timing
 from mimviewer.viewmodel.attribution import AttributionState, AttributionView
+from mimviewer.viewmodel.delta import DELTA, check_eps, slot_name
 from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
@@ -58,7 +61,8 @@ class Session(InternalsState, DisplayState):
         self.units = "intensity"
         self.source = ""
         self.renderer = FrameRenderer.for_units()
-        self.slots: list[ModelSlot | None] = [None, None, None]  # main, compared, what-if (EDITED)
+        # main, compared, what-if (EDITED), delta inference (DELTA)
+        self.slots: list[ModelSlot | None] = [None, None, None, None]
         self._frame = 0
         self._init_internals()
         self._init_display()
@@ -268,6 +272,9 @@ class Session(InternalsState, DisplayState):
         if slot == 0:  # the what-if rollout and the attribution were the old main model's
             self.slots[EDITED] = None
             self.attribution.view = None
+            delta = self.slots[DELTA]
+            if delta is not None:  # the delta row follows the main model, at the same threshold
+                self.slots[DELTA] = self._delta_slot(delta.delta_eps)
         if slot == 0 and self._sequence is not None and self.frames is not None:
             cfg = model.config
             if self.frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
@@ -364,6 +371,7 @@ class Session(InternalsState, DisplayState):
             return False
         if isinstance(update, SlotDone):
             slot.trace, slot.metrics, slot.finished = update.trace, update.metrics, True
+            slot.delta = update.delta
             if update.trace is not None and not self.same_settings(update.trace.spec):
                 self._rereduce()  # the settings changed while the run was going
             self.events.finished.emit(update.slot)
@@ -584,3 +592,42 @@ class Session(InternalsState, DisplayState):
         )
         self.events.models.emit(EDITED)
         return (EDITED,) if main.finished else (0, EDITED)
+
+    # -- delta inference -------------------------------------------------------------------------------
+    @property
+    def delta_eps(self) -> float | None:
+        """The delta row's threshold (None: no delta row)."""
+        slot = self.slots[DELTA]
+        return None if slot is None else slot.delta_eps
+
+    def _delta_slot(self, eps: float) -> ModelSlot:
+        main = self.slots[0]
+        return ModelSlot(
+            model=main.model,
+            name=slot_name(eps),
+            source=f"delta inference: {main.name} with |Δh| < {eps:g} skipped",
+            reference=0,
+            reference_name="exact",
+            delta_eps=eps,
+        )
+
+    def set_delta(self, eps: float | None) -> tuple[int, ...]:
+        """Show the main model's delta rollout at threshold ``eps`` as an extra row (None: remove it;
+        0 is the exact rollout up to float rounding); returns the slots a run must roll out."""
+        if eps is None:
+            if self.slots[DELTA] is not None:
+                self.slots[DELTA] = None
+                self.events.models.emit(DELTA)
+            return ()
+        eps = check_eps(eps)
+        main = self.slots[0]
+        if main is None:
+            raise DataError("open a checkpoint first")
+        self.slots[DELTA] = self._delta_slot(eps)
+        self.events.models.emit(DELTA)
+        return (DELTA,) if main.finished else (0, DELTA)
+
+    def delta_status(self) -> str:
+        """What the delta row skipped, per layer (one line; empty without a finished delta row)."""
+        slot = self.slots[DELTA]
+        return "" if slot is None or slot.delta is None else slot.delta.status()
