@@ -14,13 +14,15 @@ from __future__ import annotations
 import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mimviewer.delta import layer_skipped, skipped_macs
 from mimviewer.errors import ConfigError
-from mimviewer.nets.base import RecurrentModel
-from mimviewer.nets.delta import DeltaSession, delta_mode
+
+if TYPE_CHECKING:  # torch-backed: the window is drawn before torch is imported
+    from mimviewer.nets.base import RecurrentModel
+    from mimviewer.nets.delta import DeltaSession
 
 DELTA = 3  # the model slot of the delta rollout (0: main, 1: compared, 2: what-if)
 SKIPPED_METRIC = "delta skipped"  # per frame: recurrent multiply-adds skipped at the step that predicted it
@@ -64,6 +66,8 @@ class DeltaSummary:
 
 def summarise(session: DeltaSession, layers: int, steps: int, outputs: np.ndarray, exact: np.ndarray | None):
     """The :class:`DeltaSummary` of a finished delta rollout (``outputs``/``exact``: (steps, C, H, W))."""
+    from mimviewer.delta import layer_skipped, skipped_macs
+
     totals = skipped_macs(session.stats)
     per_layer = {k: skipped / total for k, (skipped, total) in totals.items() if total}
     skipped_all = sum(s for s, _ in totals.values())
@@ -99,4 +103,6 @@ def timeline_metrics(summary: DeltaSummary) -> dict[str, np.ndarray]:
 
 def rollout_mode(model: RecurrentModel, eps: float | None) -> AbstractContextManager[DeltaSession | None]:
     """Delta mode for a delta slot's rollout (its own copy of the model), nothing for any other."""
+    from mimviewer.nets.delta import delta_mode
+
     return nullcontext() if eps is None else delta_mode(model, eps)

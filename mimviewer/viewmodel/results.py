@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mimviewer.errors import MimviewerError
-from mimviewer.nets.base import RecurrentModel
-from mimviewer.trace import Trace
+
+if TYPE_CHECKING:  # torch-backed types: the window starts before torch is imported
+    from mimviewer.nets.base import RecurrentModel
+    from mimviewer.trace import Trace
 
 if TYPE_CHECKING:
     from mimviewer.viewmodel.delta import DeltaSummary

@@ -25,30 +25,32 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mimviewer.data.lazy import LazyFrames
 from mimviewer.errors import DataError, ShapeError
-from mimviewer.forecast import ForecastPlan, default_now
-from mimviewer.nets.base import RecurrentModel
 from mimviewer.render import FrameRenderer
-from mimviewer.trace import STAT_NAMES
-from mimviewer.viewmodel import jobs
+from mimviewer.viewmodel import readout, timing
 from mimviewer.viewmodel.attribution import AttributionState, AttributionView
 from mimviewer.viewmodel.delta import DELTA, check_eps, slot_name
+from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
-from mimviewer.viewmodel.readout import pixel_value
+from mimviewer.viewmodel.readout import STAT_NAMES, pixel_value
 from mimviewer.viewmodel.results import ModelSlot, SlotDone, StepUpdate
 from mimviewer.viewmodel.whatif import EDITED, WhatIfState
 from mimviewer.whatif import Edit, EditList
 
+if TYPE_CHECKING:  # torch is imported after the window is shown (in the background)
+    from mimviewer.forecast import ForecastPlan
+    from mimviewer.nets.base import RecurrentModel
+
 RADAR_UNITS = ("dBZ", "mm/h")
 
 
-class Session(InternalsState):
+class Session(InternalsState, DisplayState):
     """Everything the window shows, without Qt. See the module docstring."""
 
     def __init__(self) -> None:
@@ -63,10 +65,13 @@ class Session(InternalsState):
         self.slots: list[ModelSlot | None] = [None, None, None, None]
         self._frame = 0
         self._init_internals()
+        self._init_display()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
+        self.sequence_path: str | None = None  # the file the sequence was read from (None: given as frames)
+        self.origin = ""  # "demo" when the bundled demo is shown (a view state reopens it)
         self.fit = "resize"  # how a sequence of another frame size is fitted to the model (data.FIT_MODES)
         self._context: int | None = None  # the user's context / horizon (None: the checkpoint's)
         self._horizon: int | None = None
@@ -102,6 +107,8 @@ class Session(InternalsState):
         if len(frames) < 1:
             raise DataError(f"{source or 'sequence'}: no frames")
         self._sequence = None
+        self.origin = ""
+        self.sequence_path = None
         self.notes = list(notes)
         self.all_frames = frames
         self._now = None
@@ -119,6 +126,8 @@ class Session(InternalsState):
 
     def _show_window(self) -> None:
         self._gt_cache = {}
+        self._forget_view()
+        self._heatmap_images = {}
         self._frame = 0
         self.slots[EDITED] = None  # it read the old frames
         self.attribution.view = None
@@ -152,6 +161,8 @@ class Session(InternalsState):
         slot = self.slots[0]
         if slot is None or self.all_frames is None:
             return None
+        from mimviewer.forecast import ForecastPlan, default_now  # a model is loaded: torch is too
+
         cfg = slot.model.config
         length = len(self.all_frames)
         pre = max(1, min(self._context or cfg.pre, length))
@@ -162,6 +173,11 @@ class Session(InternalsState):
         if self.last_time is not None and self.frame_interval_s:
             now_time = self.last_time - timedelta(seconds=(length - 1 - now) * self.frame_interval_s)
         return ForecastPlan(length, pre, aft, now, cfg.aft, self.frame_interval_s, now_time)
+
+    @property
+    def now_index(self) -> int | None:
+        """The user's "now" (sequence index of the last context frame; None: the default)."""
+        return self._now
 
     @property
     def context(self) -> int | None:
@@ -217,6 +233,7 @@ class Session(InternalsState):
 
         self._sequence = open_sequence(path)
         self._show_sequence()
+        self.sequence_path = str(path)  # a view state reopens it
 
     def _show_sequence(self) -> None:
         """Show the opened sequence adapted to the main model (:func:`mimviewer.data.adapt`)."""
@@ -283,6 +300,7 @@ class Session(InternalsState):
         self.set_model(loaded.model, name=Path(path).name, source=str(path), slot=slot)
 
     def _clear_results(self, slot: int) -> None:
+        self._forget_slot(slot)
         s = self.slots[slot]
         if s is not None:
             s.clear()
@@ -329,15 +347,21 @@ class Session(InternalsState):
         self, run: int, *, device: str = "auto", amp: bool = False, only: tuple[int, ...] | None = None
     ) -> Generator[StepUpdate | SlotDone, None, None]:
         """:func:`mimviewer.viewmodel.jobs.inference` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         yield from jobs.inference(self, run, device=device, amp=amp, only=only)
 
     def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
         """:func:`mimviewer.viewmodel.jobs.export_job` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         return jobs.export_job(self, kind, path, slot)
 
     @staticmethod
     def devices() -> list[str]:
         """Devices a user can pick: auto, cpu and every CUDA GPU."""
+        import torch
+
         return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
     def accept(self, update: StepUpdate | SlotDone) -> bool:
@@ -368,8 +392,22 @@ class Session(InternalsState):
             slot.stats[k][update.t] = update.stats[k]
             slot.valid[k][update.t] = update.valid[k]
         slot.done_steps = update.t + 1
+        self._score_step(slot, update)
+        self._forget_slot(update.slot)
         self.events.step.emit(update.slot, update.t)
         return True
+
+    def _score_step(self, slot: ModelSlot, update: StepUpdate) -> None:
+        """Per-frame metrics of the frame this step predicted, where its truth exists, so that the
+        metric curves fill in as steps finish (the finished rollout's metrics replace them)."""
+        frame = update.t + 1
+        if self.frames is None or frame >= self.num_frames or update.frame.shape != self.frames.shape[1:]:
+            return
+        scores = readout.frame_scores(self.frames[frame], update.frame, self.units)
+        for name, value in scores.items():
+            if name not in slot.metrics or len(slot.metrics[name]) != update.steps + 1:
+                slot.metrics[name] = np.full(update.steps + 1, np.nan)
+            slot.metrics[name][frame] = value
 
     @property
     def finished(self) -> bool:
@@ -386,6 +424,16 @@ class Session(InternalsState):
         if value != self._frame:
             self._frame = value
             self.events.frame.emit(value)
+
+    def frame_text(self, frame: int | None = None) -> str:
+        """The frame as the frame box shows it (with its time where the data has times)."""
+        return timing.frame_text(self._frame if frame is None else frame, self.start, self.frame_interval_s)
+
+    def parse_frame(self, text: str) -> int:
+        """The frame a typed number or time means (ValueError with one line when none)."""
+        return timing.parse_frame(
+            text, start=self.start, interval_s=self.frame_interval_s, length=self.timeline_length
+        )
 
     def step_of_frame(self, frame: int | None = None) -> int:
         """The network step whose output is frame ``frame`` (step 0 for frame 0)."""
@@ -406,12 +454,14 @@ class Session(InternalsState):
         """Display images of one frame: "gt", "pred0", "diff0", "pred1", "diff1" (None = not yet)."""
         frame = self._frame if frame is None else frame
         observed = frame < self.num_frames
-        out: dict[str, np.ndarray | None] = {"gt": self.gt_image(frame) if observed else None}
+        gt = self.gt_image(frame) if observed else None
+        out: dict[str, np.ndarray | None] = {"gt": self.view_image("gt", frame, gt)}
         for index, slot in self.models:
             t = frame - 1
             ok = 0 <= t < len(slot.images)
-            out[f"pred{index}"] = slot.images[t] if ok else None
-            out[f"diff{index}"] = slot.diff_images[t] if ok and observed else None
+            out[f"pred{index}"] = self.view_image(f"pred{index}", frame, slot.images[t] if ok else None)
+            diff = slot.diff_images[t] if ok and observed else None
+            out[f"diff{index}"] = self.view_image(f"diff{index}", frame, diff)
         return out
 
     def value_at(self, view: str, frame: int, y: int, x: int) -> float | None:
