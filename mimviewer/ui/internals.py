@@ -24,6 +24,7 @@ from mimviewer.quantities import display_name
 from mimviewer.render import TABLES
 from mimviewer.trace_spec import QUANTITIES
 from mimviewer.ui.heatmap_grid import HeatmapGrid
+from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import REDUCTIONS, Session
 
 QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
@@ -229,7 +230,7 @@ class InternalsPanel(QWidget):
         self.rebuild()
 
     @property
-    def cells(self) -> dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem]]:
+    def cells(self) -> dict[tuple[int, str], tuple[pg.ViewBox, DisplayImage]]:
         """(layer, quantity) -> (view, image) of every heatmap in the grid."""
         return {k: (view, image) for k, (view, image, _note) in self.grid.cells.items()}
 
