@@ -160,8 +160,9 @@ class HeatmapGrid(QScrollArea):
         session = self.session
         step = session.step_of_frame()
         rgb = session.reduction == "split"  # two colours: blue = share below, red = share above
+        rows = {name: session.heatmap_row_levels(name, slot=self.slot) for name in self.bars}
         for name, bar in self.bars.items():
-            levels = session.heatmap_row_levels(name, slot=self.slot)
+            levels = rows[name]
             if self._bar_state.get(name) == (levels, rgb):
                 continue  # a bar repaints its axis: only when its scale changes, not every frame
             self._bar_state[name] = (levels, rgb)
@@ -169,7 +170,7 @@ class HeatmapGrid(QScrollArea):
             bar.setColorMap(pg.ColorMap(np.linspace(0.0, 1.0, 256), lut_for(levels)))
             bar.setLevels(levels)
         for (layer, name), (view, image, note) in self.cells.items():
-            cell = session.heatmap_cell(layer, name, step, slot=self.slot)
+            cell = session.heatmap_cell(layer, name, step, slot=self.slot, levels=rows[name])
             if cell is None:
                 note.setVisible(False)
                 if image.image is not None:

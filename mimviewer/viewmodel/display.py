@@ -325,14 +325,17 @@ class DisplayState:
         self._row_levels[cache] = (levels, maps)  # the maps are kept: a replaced array is noticed
         return levels
 
-    def heatmap_cell(self, layer: int, name: str, step: int, slot: int = 0) -> HeatmapCell | None:
-        """One grid cell at one step drawn with its row's colour scale, once per (slot, layer,
-        quantity, step, reduction, levels) and kept (None: nothing recorded yet)."""
+    def heatmap_cell(
+        self, layer: int, name: str, step: int, slot: int = 0, levels: tuple[float, float] | None = None
+    ) -> HeatmapCell | None:
+        """One grid cell at one step drawn with its row's colour scale (``levels``: the row's
+        :meth:`heatmap_row_levels`, when the caller has them), once per (slot, layer, quantity,
+        step, reduction, levels) and kept (None: nothing recorded yet)."""
         s = self.slots[slot]
         maps = None if s is None else s.maps.get(key(layer, name))
         if maps is None:
             return None
-        levels = self.heatmap_row_levels(name, slot)
+        levels = self.heatmap_row_levels(name, slot) if levels is None else levels
         cache = (slot, layer, name, step, self.reduction, levels)  # type: ignore[attr-defined]
         kept = self._heatmap_images.get(cache)
         if kept is not None and kept[1] is maps:
