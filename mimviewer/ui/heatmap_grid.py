@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QScrollArea, QWidget
+from PySide6.QtGui import QBrush, QColor, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem, QScrollArea, QWidget
 
 from mimviewer.quantities import UNITS, display_name, grouped, tooltip
 from mimviewer.ui.images import DisplayImage
@@ -27,6 +28,18 @@ MAX_CELL = 112
 LABEL_WIDTH = 64
 BAR_WIDTH = 76
 HEADER_HEIGHT = 22
+
+
+def centred_note(text: str) -> QGraphicsSimpleTextItem:
+    """A grey note centred on its position, the same size at any zoom, hidden at first: Qt's
+    own text item (pyqtgraph's TextItem runs Python before every paint of the scene, once per cell)."""
+    note = QGraphicsSimpleTextItem(text)
+    note.setBrush(QBrush(QColor("#888")))
+    note.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+    box = note.boundingRect()
+    note.setTransform(QTransform.fromTranslate(-box.width() / 2, -box.height() / 2))
+    note.setVisible(False)
+    return note
 
 
 class HeatmapGrid(QScrollArea):
@@ -49,7 +62,7 @@ class HeatmapGrid(QScrollArea):
         self.canvas.scene().sigMouseMoved.connect(self._on_hover)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.setWidget(self.canvas)
-        self.cells: dict[tuple[int, str], tuple[pg.ViewBox, DisplayImage, pg.TextItem]] = {}
+        self.cells: dict[tuple[int, str], tuple[pg.ViewBox, DisplayImage, QGraphicsSimpleTextItem]] = {}
         self.bars: dict[str, pg.ColorBarItem] = {}
         self.labels: dict[str, pg.LabelItem] = {}
         self.message: pg.LabelItem | None = None
@@ -113,8 +126,8 @@ class HeatmapGrid(QScrollArea):
                     view.setToolTip(tooltip(arch, layer, name, kind))
                     image = DisplayImage()
                     view.addItem(image)
-                    note = pg.TextItem("not computed", color="#888", anchor=(0.5, 0.5))
-                    note.setVisible(False)
+                    view.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # no border: no paint call
+                    note = centred_note("not computed")
                     view.addItem(note, ignoreBounds=True)
                     self.cells[(layer, name)] = (view, image, note)
                 # the row's scale; its cells are drawn with the same colours by the view model
