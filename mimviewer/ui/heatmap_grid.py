@@ -137,7 +137,21 @@ class HeatmapGrid(QScrollArea):
                 quantity_rows.append(row)
                 row += 1
         self._shape = (row, layers, len(groups), quantity_rows)
+        self._no_paint_calls()
         self._fix_size()
+
+    def _no_paint_calls(self) -> None:
+        """Mark the grid's containers (labels, bars, their view boxes) as painting nothing
+        themselves: Qt then never asks them (Python, in pyqtgraph) for their bounds on each
+        repaint; their children (text, the bar's pixmap, its axis) still paint."""
+        no_contents = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+        for item in self.canvas.ci.items:
+            if isinstance(item, pg.LabelItem):
+                item.setFlag(no_contents)
+        for bar in self.bars.values():
+            bar.setFlag(no_contents)
+            if bar.vb.border is None:
+                bar.vb.setFlag(no_contents)
 
     def _fix_size(self) -> None:
         """Equal cells as large as the panel's width allows (CELL..MAX_CELL px): fixed column widths
