@@ -21,6 +21,7 @@ from PySide6.QtGui import QBrush, QColor, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem, QScrollArea, QWidget
 
 from mimviewer.quantities import UNITS, display_name, grouped, tooltip
+from mimviewer.ui import no_paint_calls
 from mimviewer.ui.images import DisplayImage
 
 CELL = 64  # px: the smallest readable heatmap cell (cells grow with the panel, up to MAX_CELL)
@@ -126,7 +127,6 @@ class HeatmapGrid(QScrollArea):
                     view.setToolTip(tooltip(arch, layer, name, kind))
                     image = DisplayImage()
                     view.addItem(image)
-                    view.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)  # no border: no paint call
                     note = centred_note("not computed")
                     view.addItem(note, ignoreBounds=True)
                     self.cells[(layer, name)] = (view, image, note)
@@ -137,21 +137,8 @@ class HeatmapGrid(QScrollArea):
                 quantity_rows.append(row)
                 row += 1
         self._shape = (row, layers, len(groups), quantity_rows)
-        self._no_paint_calls()
+        no_paint_calls(self.canvas.ci)
         self._fix_size()
-
-    def _no_paint_calls(self) -> None:
-        """Mark the grid's containers (labels, bars, their view boxes) as painting nothing
-        themselves: Qt then never asks them (Python, in pyqtgraph) for their bounds on each
-        repaint; their children (text, the bar's pixmap, its axis) still paint."""
-        no_contents = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
-        for item in self.canvas.ci.items:
-            if isinstance(item, pg.LabelItem):
-                item.setFlag(no_contents)
-        for bar in self.bars.values():
-            bar.setFlag(no_contents)
-            if bar.vb.border is None:
-                bar.vb.setFlag(no_contents)
 
     def _fix_size(self) -> None:
         """Equal cells as large as the panel's width allows (CELL..MAX_CELL px): fixed column widths

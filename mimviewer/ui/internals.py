@@ -24,7 +24,7 @@ from mimviewer.errors import ConfigError
 from mimviewer.quantities import display_name
 from mimviewer.render import TABLES
 from mimviewer.trace_spec import QUANTITIES
-from mimviewer.ui import Cursor, cache_curve, cache_static_parts
+from mimviewer.ui import Cursor, cache_curve, cache_static_parts, no_paint_calls
 from mimviewer.ui.heatmap_grid import HeatmapGrid
 from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import REDUCTIONS, Session
@@ -209,6 +209,7 @@ class InternalsPanel(QWidget):
         # the step cursor moves on every frame: what it crosses repaints from pixmaps
         self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         cache_static_parts(self.curves.plotItem)
+        no_paint_calls(self.curves.plotItem)
         self.curve_cursor = Cursor(self.curves.plotItem, "k")
         self.theme_cursors = (self.curve_cursor,)
         self.curves.setXRange(0, 18)
