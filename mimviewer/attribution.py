@@ -40,35 +40,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from mimviewer.errors import MimviewerError, ShapeError
+# The choices and the error live in a torch-free module (the window lists them before torch is
+# loaded); they are re-exported here, where they have always been imported from.
+from mimviewer.attribution_choices import (
+    BASELINES,
+    DEFAULT_BLUR_SIGMA,
+    DEFAULT_IG_STEPS,
+    MEMORY_PATHS,
+    METHODS,
+    AttributionError,
+)
+from mimviewer.errors import ShapeError
 from mimviewer.inference import run_to_end
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import NO_PROBE, Probe
-
-METHODS: dict[str, str] = {
-    "saliency": "plain gradient d(region)/d(pixel) (Captum Saliency, signed)",
-    "ixg": "gradient x input (Captum InputXGradient)",
-    "ig": "integrated gradients from a baseline (Captum IntegratedGradients)",
-}
-BASELINES: dict[str, str] = {
-    "zeros": "every context frame black (no echo)",
-    "last": "every context frame replaced by the last context frame (what motion adds)",
-    "blur": "every context frame blurred (what fine structure adds)",
-}
-# States whose gradient norms tell which memory carries the region's information.
-MEMORY_PATHS: dict[str, str] = {
-    "C": "temporal memory C",
-    "M": "spatiotemporal memory M",
-    "N": "MIM-N memory N (non-stationary)",
-    "S": "MIM-S memory S (stationary)",
-    "Z": "PredRNN++ gradient highway Z",
-}
-DEFAULT_IG_STEPS = 32
-DEFAULT_BLUR_SIGMA = 3.0  # pixels
-
-
-class AttributionError(MimviewerError):
-    """An attribution request that cannot be answered (bad frame, empty region, unknown method)."""
 
 
 # -- what is asked --------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def delta_rollout(
         outputs=delta_outputs.float().cpu().numpy(),
         exact_outputs=exact.outputs.float().cpu().numpy(),
         modules=dict(session.stats),
-        skipped=_layer_skipped(session.stats, layers, pre + aft - 1),
+        skipped=layer_skipped(session.stats, layers, pre + aft - 1),
         hidden_error=hidden_error,
         output_error=output_error.cpu().numpy(),
     )
@@ -153,7 +153,7 @@ def skipped_macs(stats: dict[str, DeltaStats]) -> dict[int, tuple[int, int]]:
     return totals
 
 
-def _layer_skipped(stats: dict[str, DeltaStats], layers: int, steps: int) -> np.ndarray:
+def layer_skipped(stats: dict[str, DeltaStats], layers: int, steps: int) -> np.ndarray:
     """(layers, steps): skipped multiply-adds / all recurrent multiply-adds of that layer and step."""
     skipped, total = np.zeros((layers, steps)), np.zeros((layers, steps))
     for s in stats.values():

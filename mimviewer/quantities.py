@@ -13,7 +13,7 @@ mimviewer follow) differs from the paper's equations, the tooltip says so.
 
 from __future__ import annotations
 
-from mimviewer.trace import QUANTITIES, quantity_kind
+from mimviewer.trace_spec import QUANTITIES, quantity_kind
 
 # Column groups of the internals grid, in display order: (group, quantities in order).
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (

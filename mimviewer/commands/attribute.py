@@ -18,7 +18,7 @@ OUTPUT_SUFFIXES = (".npz", ".png", ".gif")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from mimviewer.attribution import BASELINES, DEFAULT_BLUR_SIGMA, DEFAULT_IG_STEPS, METHODS
+    from mimviewer.attribution_choices import BASELINES, DEFAULT_BLUR_SIGMA, DEFAULT_IG_STEPS, METHODS
     from mimviewer.commands.export import add_sequence_flags
     from mimviewer.commands.predict import add_config_flags, add_fit_flag
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from mimviewer.errors import MimviewerError, ShapeError
-from mimviewer.train import TEST_SEED  # the model cards' held-out test seed
 
 DEFAULT_EPS = "0,1e-4,1e-3,3e-3,1e-2,3e-2,0.1,0.3"
 
@@ -34,9 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--data", choices=("digits", "storms"), help="synthetic data without INPUT (default: by units)"
     )
     p.add_argument("--sequences", type=int, default=8, help="synthetic sequences without INPUT (default 8)")
-    p.add_argument(
-        "--seed", type=int, default=TEST_SEED, help=f"synthetic seed (default {TEST_SEED}, held out)"
-    )
+    p.add_argument("--seed", type=int, help="synthetic seed (default: the model cards' held-out test seed)")
     p.add_argument("--pre", type=int, help="context frames (default: the checkpoint's)")
     p.add_argument("--aft", type=int, help="frames to predict (default: the checkpoint's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -85,6 +82,10 @@ def run(args: argparse.Namespace) -> int:
             raise MimviewerError(f"{path}: synthetic data is square and grey; give INPUT frames")
         data = args.data or ("storms" if cfg.units in ("dBZ", "mm/h") else "digits")
         pre, aft = args.pre or cfg.pre, args.aft or cfg.aft
+        from mimviewer.train import TEST_SEED  # here: building the parser must not import torch
+
+        if args.seed is None:
+            args.seed = TEST_SEED
         frames = synthetic_frames(data, args.sequences, pre + aft, cfg.height, args.seed)
         source = f"{args.sequences} synthetic {data} sequences (seed {args.seed})"
     cfg = loaded.config

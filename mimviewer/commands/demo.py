@@ -48,12 +48,8 @@ def _generate(data: dict[str, Any]) -> tuple[np.ndarray, str, str]:
     return frames, "intensity", f"synthetic bouncing digits (seed {seed})"
 
 
-def load_demo() -> Demo:
-    """The bundled demo (models/demo.json and the model it names).
-
-    Either missing is an incomplete installation: refused with one line, never replaced by a
-    model with random weights (which would look like a working demo)."""
-    from mimviewer.checkpoints import load_checkpoint
+def demo_files() -> tuple[dict[str, Any], Path]:
+    """The demo's spec (models/demo.json) and model file; MimviewerError when either is missing."""
     from mimviewer.paths import bundled_models_dir
 
     folder = bundled_models_dir()
@@ -72,6 +68,17 @@ def load_demo() -> Demo:
             f"{model_file}: the bundled demo model named in {spec_path.name} is missing; "
             "the installation is incomplete"
         )
+    return spec, model_file
+
+
+def load_demo() -> Demo:
+    """The bundled demo (models/demo.json and the model it names).
+
+    Either missing is an incomplete installation: refused with one line, never replaced by a
+    model with random weights (which would look like a working demo)."""
+    from mimviewer.checkpoints import load_checkpoint
+
+    spec, model_file = demo_files()
     data = spec.get("data", spec)
     frames, units, source = _generate(data if isinstance(data, dict) else {"generator": data})
     loaded = load_checkpoint(model_file)
@@ -90,31 +97,47 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimviewer.inference import pick_device
     from mimviewer.ui.app import choose_device, has_display, run_window
 
-    pick_device(args.device)  # a device that cannot work is an error before any window opens
+    if args.device != "auto":  # a device that cannot work is an error before any window opens
+        from mimviewer.inference import pick_device
+
+        pick_device(args.device)
+    demo_files()  # a missing demo is one line before any window opens
+    if args.delta_eps is not None:
+        from mimviewer.viewmodel.delta import check_eps
+
+        check_eps(args.delta_eps)
     screenshot = args.screenshot
     if screenshot is None and not has_display():
         screenshot = str(Path.cwd() / HEADLESS_SCREENSHOT)
         print(
             f"mimviewer: no display found: rendering the window offscreen into {screenshot}", file=sys.stderr
         )
-    demo = load_demo()
 
-    def setup(window) -> None:
+    def setup(window, demo: Demo) -> None:
         choose_device(window, args.device)
         window.runner.fast = args.fast
-        open_demo(window, demo)
+        open_demo(window, demo, delta_eps=args.delta_eps)
 
-    return run_window(setup, screenshot=screenshot)
+    # The window shows first; torch, the model and the frames load behind it.
+    return run_window(setup, screenshot=screenshot, load=load_demo)
 
 
-def open_demo(window, demo: Demo) -> None:
-    """Load the demo into a window's session and start inference (also used by the tests)."""
+def open_demo(window, demo: Demo, *, delta_eps: float | None = None) -> None:
+    """Load the demo into a window's session and start inference (also used by the tests);
+    ``delta_eps``: with the delta inference row at that threshold."""
+    show_demo(window.session, demo)
+    if delta_eps is not None:
+        window.session.set_delta(delta_eps)
+    window.runner.start()
+
+
+def show_demo(session, demo: Demo) -> None:
+    """Put the demo's frames and model into a session (no inference yet)."""
     from mimviewer.data import units as units_module
 
     to_physical = units_module.unit_to_dbz if demo.units == "dBZ" else None
-    window.session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
-    window.session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
-    window.runner.start()
+    session.set_sequence(demo.frames, units=demo.units, source=demo.source, to_physical=to_physical)
+    session.set_model(demo.model, name=demo.model_name, source=demo.model_source)
+    session.origin = "demo"

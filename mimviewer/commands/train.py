@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from mimviewer.access import check_readable
 from mimviewer.errors import MimviewerError
 from mimviewer.limits import MAX_CONFIG_BYTES, check_flag
@@ -93,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     check_flag(args.threads, "--threads", 1, 1024)
     check_flag(args.stop_after, "--stop-after", 0, 10**9)
     if args.threads:
+        import torch  # here, not at the top: every command's parser is built at start-up
+
         torch.set_num_threads(args.threads)
     if args.resume:
         train_json = args.resume / "train.json"

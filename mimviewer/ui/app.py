@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication
+from superqt.utils import create_worker
 
+from mimviewer.errors import MimviewerError
 from mimviewer.ui.main_window import MainWindow
 
 SCREENSHOT_SIZE = (1600, 1000)
@@ -84,18 +88,44 @@ def when_finished(window: MainWindow, callback: Callable[[bool], None]) -> None:
     window.runner.finished.connect(done)
 
 
-def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | None = None) -> int:
-    """Open the window, let ``setup`` load files, then run until closed (or until the screenshot)."""
+def mark(event: str) -> None:
+    """Append ``{"event": ..., "time": ...}`` to $MIMVIEWER_TIMING, if set (benchmarks/bench_start.py)."""
+    target = os.environ.get("MIMVIEWER_TIMING")
+    if target:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"event": event, "time": time.time()}) + "\n")
+
+
+def load_engine() -> None:
+    """Import torch and the engine (seconds): done in a background thread once the window is up."""
+    import mimviewer.checkpoints
+    import mimviewer.inference
+    import mimviewer.metrics
+    import mimviewer.viewmodel.jobs  # noqa: F401
+
+
+def run_window(
+    setup: Callable[[MainWindow, object], None],
+    *,
+    screenshot: str | Path | None = None,
+    load: Callable[[], object] | None = None,
+) -> int:
+    """Show the window at once, then load in the background, then ``setup(window, loaded)``.
+
+    The window is drawn before torch and the engine are imported: ``load`` (default: only the
+    imports) runs in a worker thread after the first paint, and ``setup`` gets its result on
+    the main thread (to open files, start inference). Runs until the window is closed, or,
+    with ``screenshot``, until inference finished and the PNG is written.
+    """
     app = application()
     window = MainWindow()
     if screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
     window.show()
-    setup(window)
-    if screenshot is None:
-        code = app.exec()
-        wait_for_workers()
-        return code
+    window.status_text.setText("loading the engine (torch)…")
+    app.processEvents()
+    mark("shown")
+    window.session.events.step.connect(_first_step)
     status = {"code": 0}
     # A local loop, not app.exec()/app.quit(): quitting the application would also end every
     # later event loop of this process (tests run several windows in one process).
@@ -116,10 +146,45 @@ def run_window(setup: Callable[[MainWindow], None], *, screenshot: str | Path | 
         window.close()
         loop.quit()
 
-    when_finished(window, shoot)
+    def loaded(result: object) -> None:
+        mark("engine")
+        window.engine_loaded()
+        window.status_text.setText("ready")
+        try:
+            setup(window, result)
+        except MimviewerError as exc:
+            window.show_error("Could not open", str(exc))
+        if screenshot is not None:
+            when_finished(window, shoot)
+
+    def failed(exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, MimviewerError) else f"{type(exc).__name__}: {exc}"
+        window.show_error("Could not start", message)
+        if screenshot is not None:
+            shoot(False)
+
+    def work() -> object:
+        load_engine()
+        return load() if load is not None else None
+
+    worker = create_worker(work, _start_thread=False)
+    worker.returned.connect(loaded)
+    worker.errored.connect(failed)
+    window.loader = worker  # kept alive with the window
+    worker.start()
+    if screenshot is None:
+        code = app.exec()
+        wait_for_workers()
+        return code
     loop.exec()
     wait_for_workers()
     return status["code"]
+
+
+def _first_step(slot: int, t: int) -> None:
+    """Mark when the first prediction has been drawn (after the views handled the step)."""
+    if t == 0:
+        QTimer.singleShot(0, lambda: mark("first_prediction"))
 
 
 def wait_for_workers() -> None:

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import GeneratorWorker
 
-from mimviewer.attribution import BASELINES, DEFAULT_IG_STEPS, METHODS
+from mimviewer.attribution_choices import BASELINES, DEFAULT_IG_STEPS, METHODS
 from mimviewer.errors import MimviewerError
 from mimviewer.ui.frame_views import colour_bar
 from mimviewer.viewmodel import Session
@@ -120,11 +120,13 @@ class AttributionTab(QWidget):
         self.session = session
         self.runner = AttributionRunner(session, self)
         self.method = QComboBox()
+        self.method.setToolTip("Attribution method: how each context pixel's share is measured")
         for key, text in METHODS.items():
             self.method.addItem(key, key)
             self.method.setItemData(self.method.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
         self.method.setCurrentText(session.attribution.method)
         self.baseline = QComboBox()
+        self.baseline.setToolTip("Integrated gradients: the context it starts from")
         for key, text in BASELINES.items():
             self.baseline.addItem(key, key)
             self.baseline.setItemData(self.baseline.count() - 1, text, Qt.ItemDataRole.ToolTipRole)
@@ -144,6 +146,7 @@ class AttributionTab(QWidget):
         self.explain_button = QPushButton("Explain")
         self.explain_button.setToolTip("Attribute the current predicted frame (or its region) to the context")
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running attribution")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.status = QLabel("pick a predicted frame, then Explain")
@@ -322,24 +325,37 @@ class WhatIfTab(QWidget):
         super().__init__(parent)
         self.session = session
         self.frame = QSpinBox(minimum=0, maximum=0, prefix="context frame ")
+        self.frame.setToolTip("The context frame the edit applies to")
         self.tool = QComboBox()
+        self.tool.setToolTip("What the edit does to the context frame")
         for key, text in TOOLS.items():
             self.tool.addItem(text, key)
         self.radius = QDoubleSpinBox(minimum=0.5, maximum=64, value=4, singleStep=0.5, suffix=" px")
+        self.radius.setToolTip("Brush radius of erase / paint")
         self.value = QDoubleSpinBox(minimum=0, maximum=1, value=1, singleStep=0.05)
         self.value.setToolTip("Paint value in the model scale [0, 1]")
         self.dx = QSpinBox(minimum=-512, maximum=512, value=4, prefix="dx ")
+        self.dx.setToolTip("Shift / move right by this many pixels")
         self.dy = QSpinBox(minimum=-512, maximum=512, value=0, prefix="dy ")
+        self.dy.setToolTip("Shift / move down by this many pixels")
         self.intensity = QDoubleSpinBox(minimum=0, maximum=10, value=1.5, singleStep=0.1, prefix="x ")
+        self.intensity.setToolTip("Scale: multiply the frame's values by this")
         self.zoom = QDoubleSpinBox(minimum=0.1, maximum=10, value=1.0, singleStep=0.1, prefix="zoom ")
+        self.zoom.setToolTip("Scale: enlarge (or shrink) the frame about its centre")
         self.source = QSpinBox(minimum=0, maximum=0, prefix="from frame ")
+        self.source.setToolTip("Copy: the frame whose content replaces this one")
         self.apply_button = QPushButton("Apply")
+        self.apply_button.setToolTip("Add this edit to the list")
         self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Take back the last edit (Ctrl+Z)")
         self.redo_button = QPushButton("Redo")
+        self.redo_button.setToolTip("Apply the undone edit again (Ctrl+Shift+Z)")
         self.run_button = QPushButton("Run what-if")
         self.run_button.setToolTip("Predict from the edited context: an extra row in the frame views")
         self.save_button = QPushButton("Save edits…")
+        self.save_button.setToolTip("Write the edit list to a JSON file")
         self.open_button = QPushButton("Open edits…")
+        self.open_button.setToolTip("Read an edit list from a JSON file")
         form = QFormLayout()
         form.addRow(self.frame, self.tool)
         params = QHBoxLayout()

@@ -7,12 +7,23 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QCursor, QFont, QFontMetrics, QPalette, QPen
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGraphicsRectItem,
+    QLabel,
+    QMenu,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from mimviewer.render import DIVERGING, ColourBar
-from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels, steady_label
+from mimviewer.ui.images import DisplayImage, native_qimage
 from mimviewer.viewmodel import Session
+from mimviewer.viewmodel.display import LEVEL_MODES
 
 BAR_WIDTH = 100  # pixels of a colour bar with its tick labels and title
 
@@ -44,7 +55,14 @@ def _shorten(text: str, limit: int = 34) -> str:
 
 
 def _set_fitted(
-    label: pg.LabelItem, text: str, width: int, colour: str, size: str, *, bold: bool = False, keep: str = ""
+    label: pg.LabelItem,
+    text: str,
+    width: int,
+    colour: str | None,
+    size: str,
+    *,
+    bold: bool = False,
+    keep: str = "",
 ) -> None:
     """Set ``text + keep`` with ``text`` elided to fit ``width`` pixels: a long title (or one
     marked "(not computed yet)", which ``keep`` holds whole) never widens its column and
@@ -65,20 +83,38 @@ def _set_fitted(
 class FramesPanel(QWidget):
     """One image view per column; the session says what each shows."""
 
+    MOUSE_ACTIONS = (
+        ("frame views", "wheel: zoom every view; drag: pan every view"),
+        ("frame views", "hover: read the value under the cursor in every view"),
+        ("frame views", "right-click: reset zoom, copy image, export this view, copy the value, colour map"),
+        ("main prediction", "drag the rectangle: the region to explain (Why menu)"),
+    )
+
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.graphics = pg.GraphicsLayoutWidget()
+        # The frame number and whether it is context or predicted: a plain label of fixed height,
+        # outside the graphics layout, so that its text changing on every step lays nothing out.
+        self.header = steady_label()
+        self.header.setFixedHeight(22)
+        font = self.header.font()
+        font.setBold(True)
+        self.header.setFont(font)
+        self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.header.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.readout = QLabel("move the cursor over a frame to read its values")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.header)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.readout)
         self.views: dict[str, pg.ViewBox] = {}
         self.images: dict[str, pg.ImageItem] = {}
         self.titles: dict[str, pg.LabelItem] = {}
-        self.header: pg.LabelItem | None = None  # frame number and whether it is context or predicted
+        self.markers: dict[str, pg.TextItem] = {}  # "not computed yet" inside an empty view
+        self._shown: dict[str, object] = {}  # what each title / border shows now (set only on change)
         self.bars: list[pg.PlotItem] = []  # the colour bars (intensity, difference)
         self._column_width = 200  # pixels of one view column (set by _equal_columns)
         self.borders: dict[str, QGraphicsRectItem] = {}
@@ -89,6 +125,9 @@ class FramesPanel(QWidget):
         session.events.frame.connect(lambda frame: self.show_frame())
         session.events.step.connect(self._on_step)
         session.events.region.connect(self.show_region)
+        session.events.display.connect(lambda _view: self._on_display())
+        session.events.zoom.connect(self.apply_zoom)
+        self.graphics.scene().sigMouseClicked.connect(self._on_right_click)
         self.region: pg.RectROI | None = None  # the attribution region on the main prediction
         self.brush_overlay: pg.ImageItem | None = None  # the painted attribution region
         self.brush_mode = False  # a drag on the main prediction paints the region
@@ -102,7 +141,7 @@ class FramesPanel(QWidget):
         """(view key, title) of every view the session has something for, in reading order."""
         columns = [("gt", "Ground truth")]
         for index, slot in self.session.models:
-            against = "GT" if slot.reference is None else "original"
+            against = "GT" if slot.reference is None else slot.reference_name
             columns += [(f"pred{index}", slot.name), (f"diff{index}", f"{slot.name} − {against}")]
         return columns
 
@@ -116,8 +155,11 @@ class FramesPanel(QWidget):
     def rebuild(self) -> None:
         self.graphics.clear()
         self.views, self.images, self.titles, self.borders, self.absent = {}, {}, {}, {}, {}
+        self.markers = {}
+        self._shown = {}
         self.bars = []
         if self.session.frames is None:
+            self.header.setText("")
             self.graphics.addLabel(
                 "Open a sequence and a checkpoint (File menu, or drop the files here)", 0, 0
             )
@@ -128,16 +170,21 @@ class FramesPanel(QWidget):
             f"frames: {notes}" if notes else "move the cursor over a frame to read its values"
         )
         columns = self.columns()
-        self.header = self.graphics.addLabel("", row=0, col=0, colspan=5, size="11pt")
         rows = 1 + max(self.place(name)[0] for name, _ in columns)
-        for name, title in columns:
+        for name, _title in columns:
             row, col = self.place(name)
-            self.titles[name] = self.graphics.addLabel(title, row=2 * row + 1, col=col, size="10pt")
+            # Titles never change while scrubbing (a new text would lay the whole grid out again);
+            # "not computed yet" is written inside the empty view instead.
+            self.titles[name] = self.graphics.addLabel("", row=2 * row + 1, col=col, size="9pt")
             view = self.graphics.addViewBox(
                 row=2 * row + 2, col=col, lockAspect=True, invertY=True, enableMenu=False
             )
-            image = pg.ImageItem()
+            image = DisplayImage()
             view.addItem(image)
+            marker = pg.TextItem("", anchor=(0.5, 0.5))
+            marker.setPos(width / 2, height / 2)
+            view.addItem(marker, ignoreBounds=True)
+            self.markers[name] = marker
             if not name.startswith("pred"):  # GT and differences have nothing past the data's end
                 text = "not observed yet" if name == "gt" else "no truth to compare yet"
                 absent = pg.TextItem(text, color="#6b7280", anchor=(0.5, 0.5))
@@ -163,7 +210,9 @@ class FramesPanel(QWidget):
         if len(columns) > 1:
             self.bars.append(colour_bar(renderer.difference_bar(), DIVERGING))
             self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
-        self.reset_zoom()
+        self._fit_titles()
+        cache_labels(self.graphics.ci)
+        self.apply_zoom()
         self.region = self.brush_overlay = None
         self.show_region()
         self.set_brush_mode(self.brush_mode)
@@ -182,7 +231,7 @@ class FramesPanel(QWidget):
         self._column_width = width
         for col in range(3):
             self.graphics.ci.layout.setColumnFixedWidth(col, width)
-        self.show_frame()  # titles are elided to the new width
+        self._fit_titles()  # titles are elided to the new width
 
     def _sync_from(self, source: pg.ViewBox) -> None:
         """The user zoomed or panned one view: show the same region in every other view."""
@@ -190,6 +239,16 @@ class FramesPanel(QWidget):
         for view in self.views.values():
             if view is not source:
                 view.setRange(region, padding=0)
+        self.session.zoom = (region.x(), region.y(), region.width(), region.height())
+
+    def apply_zoom(self) -> None:
+        """Show the session's zoom (a view state opened) in every view."""
+        zoom = self.session.zoom
+        if zoom is None:
+            self.reset_zoom()
+            return
+        for view in self.views.values():
+            view.setRange(QRectF(*zoom), padding=0)
 
     # -- content ---------------------------------------------------------------------------
     def show_frame(self) -> None:
@@ -206,34 +265,60 @@ class FramesPanel(QWidget):
             if rgb is None:
                 item.clear()
             else:
-                item.setImage(rgb, autoLevels=False, levels=(0, 255))
+                item.setImage(rgb)  # drawn once by the view model: a pixmap swap
         observed = session.is_observed(frame)
-        for absent in self.absent.values():
-            absent.setVisible(not observed)
-        _set_fitted(
-            self.header, session.frame_status(frame), 3 * self._column_width, colour, "11pt", bold=True
-        )
+        if self._shown.get("observed") != observed:
+            self._shown["observed"] = observed
+            for absent in self.absent.values():
+                absent.setVisible(not observed)
+        self.header.setText(session.frame_status(frame))  # plain text: no layout per step
+        if self._shown.get("header") != colour:
+            self._shown["header"] = colour
+            palette = self.header.palette()
+            palette.setColor(QPalette.ColorRole.WindowText, QColor(colour))
+            self.header.setPalette(palette)
+        # Titles never change while scrubbing; what a view lacks is written inside it.
+        for name, marker in self.markers.items():
+            text = ""
+            if name != "gt" and images.get(name) is None and (observed or name.startswith("pred")):
+                text = "no prediction of frame 0" if frame == 0 else "not computed yet"
+            if self._shown.get(name) != text:
+                self._shown[name] = text
+                marker.setText(text, color=colour)
+        if self._shown.get("border") != colour:
+            self._shown["border"] = colour
+            pen = QPen(QColor(colour))
+            pen.setWidth(4)
+            pen.setCosmetic(True)
+            for border in self.borders.values():
+                border.setPen(pen)
+
+    def _fit_titles(self) -> None:
+        """Titles, elided to the column width (never pushing the colour bars out), with a note of
+        a view's own colour map and levels (the colour bars show the default drawing). They
+        change only here, on a new layout or display, never while scrubbing."""
         for name, title in self.columns():
             label = self.titles.get(name)
             if label is None:
                 continue
-            marker = ""
-            if not observed and not name.startswith("pred"):
-                marker = " (not observed yet)" if name == "gt" else " (no truth yet)"
-            elif name != "gt" and images.get(name) is None:
-                marker = " (no prediction of frame 0)" if frame == 0 else " (not computed yet)"
-            _set_fitted(label, _shorten(title), self._column_width, colour, "9pt", keep=marker)
-        pen = QPen(QColor(colour))
-        pen.setWidth(4)
-        pen.setCosmetic(True)
-        for border in self.borders.values():
-            border.setPen(pen)
+            _set_fitted(label, _shorten(title), self._column_width, None, "9pt")
+            note = self.session.display_note(name)
+            if note:
+                label.setText(f"{label.text}<br><small>{note}</small>", size="9pt")
+
+    def _on_display(self) -> None:
+        self._fit_titles()
+        self.show_frame()
 
     def _on_step(self, slot: int, t: int) -> None:
-        if t == self.session.frame - 1:
+        session = self.session
+        # the frame's own prediction arrived, or levels that follow the data may have moved
+        data_levels = any(session.display(v).levels in ("auto", "percentile") for v in self.images)
+        if t == session.frame - 1 or data_levels:
             self.show_frame()
 
     def reset_zoom(self) -> None:
+        self.session.zoom = None
         if self.session.frames is not None:
             height, width = self.session.frames.shape[2:]
             for view in self.views.values():
@@ -333,6 +418,77 @@ class FramesPanel(QWidget):
                 point = view.mapSceneToView(pos)
                 self.read_value(name, int(np.floor(point.y())), int(np.floor(point.x())))
                 return
+
+    # -- context menu --------------------------------------------------------------------------
+    def view_at(self, scene_pos: QPointF) -> str | None:
+        for name, view in self.views.items():
+            if view.sceneBoundingRect().contains(scene_pos):
+                return name
+        return None
+
+    def _on_right_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.RightButton:
+            return
+        name = self.view_at(event.scenePos())
+        if name is not None:
+            event.accept()
+            self.context_menu(name, event.scenePos()).popup(QCursor.pos())
+
+    def context_menu(self, name: str, scene_pos: QPointF) -> QMenu:
+        """Right-click menu of one view: reset zoom, copy image, export this view, copy the value
+        under the cursor, and its colour map."""
+        point = self.views[name].mapSceneToView(scene_pos)
+        y, x = int(np.floor(point.y())), int(np.floor(point.x()))
+        menu = QMenu(self)
+        menu.addAction("Reset zoom", self.reset_zoom)
+        menu.addAction("Copy image", lambda: self.copy_image(name))
+        menu.addAction("Export this view…", lambda: self.ask_export_view(name))
+        menu.addAction("Copy the value under the cursor", lambda: self.copy_value(name, y, x))
+        maps = menu.addMenu("Colour map")
+        current = self.session.display(name).colour_map
+        for colour_map in self.session.colour_maps(name):
+            action = maps.addAction(
+                colour_map, lambda m=colour_map: self.session.set_display(name, colour_map=m)
+            )
+            action.setCheckable(True)
+            action.setChecked(colour_map == current)
+        levels = menu.addMenu("Levels")
+        for mode, label in LEVEL_MODES.items():
+            action = levels.addAction(label, lambda m=mode: self.session.set_display(name, levels=m))
+            action.setCheckable(True)
+            action.setChecked(mode == self.session.display(name).levels)
+        return menu
+
+    def copy_image(self, name: str) -> None:
+        """The view's image (as drawn, at the data's resolution) to the clipboard."""
+        image = self.images[name].image
+        if image is not None:
+            QApplication.clipboard().setImage(native_qimage(image))
+
+    def ask_export_view(self, name: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export this view", f"{name}-frame{self.session.frame}.png", "PNG (*.png)"
+        )
+        if path:
+            self.export_view(name, path)
+
+    def export_view(self, name: str, path: str) -> None:
+        """Write the view's image (as drawn) as a PNG."""
+        from mimviewer.export import write_png
+
+        image = self.images[name].image
+        if image is None:
+            self.readout.setText(f"{name}: nothing to export at this frame")
+            return
+        write_png(path, image[..., :3])
+        self.readout.setText(f"wrote {path}")
+
+    def copy_value(self, name: str, y: int, x: int) -> str:
+        """The value under the cursor (as the readout says it) to the clipboard."""
+        value = self.session.value_at(name, self.session.frame, y, x)
+        text = "" if value is None else f"{value:.6g}"
+        QApplication.clipboard().setText(text)
+        return text
 
     def read_value(self, name: str, y: int, x: int) -> str:
         """Show (and return) the physical value of view ``name`` at pixel (y, x)."""

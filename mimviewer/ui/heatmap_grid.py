@@ -31,6 +31,7 @@ class HeatmapGrid(QScrollArea):
     hovered = Signal(int, str, int, int)  # layer, name, row, column of the heatmap pixel
     clicked = Signal(int, str, int, int)
     double_clicked = Signal(int, str, int, int)
+    context_menu = Signal(int, str, int, int)  # a right-click on a cell
 
     def __init__(self, session: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -204,5 +205,10 @@ class HeatmapGrid(QScrollArea):
 
     def _on_click(self, event: Any) -> None:
         cell = self.cell_at(event.scenePos())
-        if cell is not None:
+        if cell is None:
+            return
+        if event.button() == Qt.MouseButton.RightButton:
+            event.accept()
+            self.context_menu.emit(*cell)
+        else:
             (self.double_clicked if event.double() else self.clicked).emit(*cell)

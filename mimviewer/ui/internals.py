@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import (
 from mimviewer.errors import ConfigError
 from mimviewer.quantities import display_name
 from mimviewer.render import TABLES
-from mimviewer.trace import QUANTITIES
+from mimviewer.trace_spec import QUANTITIES
 from mimviewer.ui.heatmap_grid import HeatmapGrid
 from mimviewer.viewmodel import REDUCTIONS, Session
 
@@ -111,11 +112,18 @@ class InternalsPanel(QWidget):
     rerun_requested = Signal()
     # A heatmap pixel was clicked / hovered: (slot, row, column) of the grid cell.
     location_clicked = Signal(int, int, int)
+
+    MOUSE_ACTIONS = (
+        ("heatmaps", "hover: read the value under the cursor; double-click: enlarge with its colour bar"),
+        ("heatmaps", "click a map: plot that location over the steps"),
+        ("heatmaps", "right-click: reset zoom, copy image, export this heatmap, copy the value"),
+    )
     location_hovered = Signal(int, int, int)
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.setProperty("toggle_host", True)  # the theme styles its quantity toggles
         self.slot = 0
         self.dialogs: list[HeatmapDialog] = []
         self.hovered: tuple[int, str, int, int] | None = None  # the cell the readout describes
@@ -176,6 +184,7 @@ class InternalsPanel(QWidget):
         self.grid = HeatmapGrid(session)
         self.grid.hovered.connect(self._on_hover)
         self.grid.clicked.connect(self._on_click)
+        self.grid.context_menu.connect(self._on_context_menu)
         self.grid.double_clicked.connect(lambda layer, name, *_: self.enlarge(layer, name))
         self.hover = QLabel(
             "One colour scale per quantity row (bar and units at its end). Hover a heatmap to read "
@@ -196,6 +205,7 @@ class InternalsPanel(QWidget):
         self.curves.addLegend(offset=(-10, 5))
         self.curve_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=1))
         self.curves.addItem(self.curve_cursor)
+        self.theme_cursors = (self.curve_cursor,)
         self.curves.setXRange(0, 18)
         self.curve_measure = QLabel()
         curve_head = QHBoxLayout()
@@ -252,6 +262,7 @@ class InternalsPanel(QWidget):
                 rows.addLayout(row)
             button = QToolButton(text=display_name(name))
             button.setCheckable(True)
+            button.setProperty("toggle", True)  # styled by the theme: checked ones filled
             button.setChecked(name in session.quantities)
             button.setToolTip(describe(name))
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -401,6 +412,11 @@ class InternalsPanel(QWidget):
         self.hover.setText(self.describe_cell(layer, name, row, col))
         if not self.session.is_vector(layer, name, self.slot):
             self.location_hovered.emit(self.slot, row, col)
+
+    def _on_context_menu(self, layer: int, name: str, row: int, col: int) -> None:
+        from mimviewer.ui.context_menus import heatmap_menu
+
+        heatmap_menu(self, layer, name, row, col).popup(QCursor.pos())
 
     def _on_click(self, layer: int, name: str, row: int, col: int) -> None:
         if not self.session.is_vector(layer, name, self.slot):

@@ -11,7 +11,6 @@ from PySide6.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker
 
 from mimviewer.scans import Scan
-from mimviewer.watch import landed_scans
 
 
 class FolderWatcher(QObject):
@@ -37,6 +36,8 @@ class FolderWatcher(QObject):
         settle_s: float = 1.0,
         give_up_s: float = 60.0,
     ) -> None:
+        from mimviewer.watch import landed_scans  # imports torch: not before the window is shown
+
         self.stop()
         stop = threading.Event()
         worker = GeneratorWorker(

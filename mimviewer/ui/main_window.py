@@ -7,13 +7,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QComboBox,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QProgressDialog,
@@ -23,6 +26,8 @@ from PySide6.QtWidgets import (
 from superqt.utils import FunctionWorker
 
 from mimviewer.errors import MimviewerError
+from mimviewer.ui.delta_controls import DeltaControls
+from mimviewer.ui.display_panel import DisplayPanel
 from mimviewer.ui.error_hook import SlotErrorHook
 from mimviewer.ui.explain_panel import ExplainPanel
 from mimviewer.ui.frame_views import FramesPanel
@@ -33,6 +38,8 @@ from mimviewer.ui.settings import Settings
 from mimviewer.ui.timeline import Timeline
 from mimviewer.ui.worker import CancellableJob, InferenceRunner, JobCancelled
 from mimviewer.viewmodel import OutOfDeviceMemory, Session
+from mimviewer.viewmodel.state import SUFFIX as STATE_SUFFIX
+from mimviewer.viewmodel.state import ViewState
 
 CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt", ".safetensors", ".bin")
 SEQUENCE_FILTER = "Sequences (*.npy *.npz *.h5 *.hdf5 *.mp4 *.avi *.mov *.gif *.png *.jpg);;All files (*)"
@@ -89,6 +96,7 @@ class MainWindow(QMainWindow):
         self.message_box: QMessageBox | None = None
         self._export_worker: FunctionWorker | None = None
         self._export_dialog: QProgressDialog | None = None
+        self.loader = None  # the background import of the engine at start-up (ui.app.run_window)
         self._export_job: CancellableJob | None = None
         self._export_path: Path | None = None
 
@@ -125,6 +133,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
+        self.cancel_button.setToolTip("Cancel inference (Ctrl+.)")
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.statusBar().addWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
@@ -132,15 +141,28 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._on_progress)
         self.runner.failed.connect(self._on_failed)
 
+        self.display = DisplayPanel(self.session)
+        self.display_dock = self._dock("Display", self.display, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.internals_dock, self.display_dock)
+        self.internals_dock.raise_()
         # any exception escaping a slot reaches the user as the message box (one hook for all slots)
         self.error_hook = SlotErrorHook(self.show_error)
         self.error_hook.install()
         self._build_menus()
+        for button, tip in (
+            (self.menuBar().findChild(QAbstractButton, "qt_menubar_ext_button"), "More menus"),
+            (self.findChild(QAbstractButton, "qt_toolbar_ext_button"), "More tools"),
+        ):
+            if button is not None:
+                button.setToolTip(tip)
         # A focused combo box (device, metric, ...) would take Home/End/arrows and switch its
         # value (restarting inference): those keys drive the timeline instead.
         for combo in self.findChildren(QComboBox):
             combo.installEventFilter(self)
         self._restore_layout()
+        self.session.events.theme.connect(self.apply_theme)
+        saved_theme = self.settings.value("view/theme")
+        self.session.theme = saved_theme if saved_theme in ("system", "light", "dark") else "system"
         self.session.events.sequence.connect(self._update_title)
         self.session.events.models.connect(lambda slot: self._update_title())
         self._update_title()
@@ -155,6 +177,11 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.addDockWidget(area, dock)
+        for button in dock.findChildren(QAbstractButton):  # Qt's own title-bar buttons
+            if button.objectName() == "qt_dockwidget_floatbutton":
+                button.setToolTip(f"Float the {title} panel as its own window (double-click its title)")
+            elif button.objectName() == "qt_dockwidget_closebutton":
+                button.setToolTip(f"Close the {title} panel (the View menu brings it back)")
         return dock
 
     def _action(self, menu, text: str, slot: Callable, shortcut: str | QKeySequence | None = None) -> QAction:
@@ -183,6 +210,9 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addSeparator()
+        self._action(file_menu, "&Open view state…", self.ask_open_state, "Ctrl+Shift+O")
+        self._action(file_menu, "Save view &state…", self.ask_save_state, "Ctrl+Shift+S")
+        file_menu.addSeparator()
         export_menu = file_menu.addMenu("&Export")
         for kind, (text, _, _) in EXPORTS.items():
             self._action(export_menu, text, lambda kind=kind: self.ask_export(kind))
@@ -193,7 +223,7 @@ class MainWindow(QMainWindow):
         self._action(run_menu, "&Run inference", self.runner.start, "F5")
         self._action(run_menu, "&Cancel inference", self.runner.cancel, "Ctrl+.")
         self.device_choice = QComboBox()
-        self.device_choice.addItems(Session.devices())
+        self.device_choice.addItems(["auto", "cpu"])  # GPUs are added once torch is loaded
         self.device_choice.setToolTip("Device the models run on")
         self.device_choice.currentTextChanged.connect(self._on_device)
         toolbar = self.addToolBar("Run")
@@ -202,13 +232,33 @@ class MainWindow(QMainWindow):
         toolbar.addAction("Cancel", self.runner.cancel).setToolTip("Cancel inference")
         toolbar.addWidget(QLabel(" device "))
         toolbar.addWidget(self.device_choice)
+        self.delta = DeltaControls(
+            self.session, self.runner, run_menu, toolbar, self.status_text, self.show_error
+        )
+
+        go_menu = bar.addMenu("&Go")  # the timeline's keys, as actions: the help lists them from here
+        self._action(go_menu, "&Play / pause", self.timeline.toggle_play, "Space")
+        self._action(go_menu, "&Next frame", lambda: self.timeline.step(+1), "Right")
+        self._action(go_menu, "P&revious frame", lambda: self.timeline.step(-1), "Left")
+        self._action(go_menu, "&First frame", lambda: self.timeline.jump(to_end=False), "Home")
+        self._action(go_menu, "&Last frame", lambda: self.timeline.jump(to_end=True), "End")
+        self._action(go_menu, "&Type a frame or time…", self.timeline.focus_frame_box, "Ctrl+G")
 
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Reset zoom", self.frames_panel.reset_zoom, "Ctrl+0")
+        theme_menu = view_menu.addMenu("&Theme")
+        self.theme_actions = QActionGroup(self)
+        for name, label in (("system", "Follow the &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = self._action(theme_menu, label, lambda name=name: setattr(self.session, "theme", name))
+            action.setCheckable(True)
+            action.setChecked(name == self.session.theme)
+            action.setData(name)
+            self.theme_actions.addAction(action)
         view_menu.addAction(self.timeline_dock.toggleViewAction())
         view_menu.addAction(self.internals_dock.toggleViewAction())
         view_menu.addAction(self.location_dock.toggleViewAction())
         view_menu.addAction(self.explain_dock.toggleViewAction())
+        view_menu.addAction(self.display_dock.toggleViewAction())
 
         explain_menu = bar.addMenu("&Why")
         self._action(explain_menu, "&Explain this frame", self.explain_frame, "Ctrl+E")
@@ -217,6 +267,10 @@ class MainWindow(QMainWindow):
         self._action(explain_menu, "Re&do edit", self.session.redo_edit, "Ctrl+Shift+Z")
         explain_menu.addSeparator()
         self._action(explain_menu, "&Save the attribution…", self.ask_save_attribution)
+
+        help_menu = bar.addMenu("&Help")
+        help_action = self._action(help_menu, "&Keys and mouse…", self.show_help, "F1")
+        help_action.setShortcuts([QKeySequence("F1"), QKeySequence("?")])
 
     # -- layout memory -------------------------------------------------------------------------
     def _restore_layout(self) -> None:
@@ -527,6 +581,12 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         self.status_text.setText(text)
 
+    def engine_loaded(self) -> None:
+        """torch is imported (in the background, after the window was shown): offer the GPUs."""
+        for name in Session.devices():
+            if self.device_choice.findText(name) < 0:
+                self.device_choice.addItem(name)
+
     def _on_device(self, name: str) -> None:
         self.runner.device = name
         if self.session.models and self.session.frames is not None:
@@ -552,19 +612,110 @@ class MainWindow(QMainWindow):
         return super().eventFilter(watched, event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        actions = {
-            Qt.Key.Key_Space: self.timeline.toggle_play,
-            Qt.Key.Key_Left: lambda: self.timeline.step(-1),
-            Qt.Key.Key_Right: lambda: self.timeline.step(+1),
-            Qt.Key.Key_Home: lambda: self.timeline.jump(to_end=False),
-            Qt.Key.Key_End: lambda: self.timeline.jump(to_end=True),
-        }
-        action = actions.get(Qt.Key(event.key()))
-        if action is None:
-            super().keyPressEvent(event)
-            return
-        action()
-        event.accept()
+        """Keys that reach the window itself (not through the shortcut map) run the same actions."""
+        pressed = QKeySequence(event.keyCombination())
+        for action in self.findChildren(QAction):
+            if action.isEnabled() and pressed in action.shortcuts():
+                action.trigger()
+                event.accept()
+                return
+        super().keyPressEvent(event)
+
+    # -- help, view state, theme ---------------------------------------------------------------
+    def shortcuts(self) -> list[tuple[str, str, str]]:
+        """(menu, action, keys) of every action with a shortcut, read from the actions themselves."""
+        rows = []
+        for menu in self.menuBar().findChildren(QMenu):
+            for action in menu.actions():
+                keys = ", ".join(
+                    k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()
+                )
+                if keys:
+                    rows.append((menu.title().replace("&", ""), action.text().replace("&", ""), keys))
+        return rows
+
+    def mouse_actions(self) -> list[tuple[str, str]]:
+        """(where, what) of every mouse action, declared by the panels that implement them."""
+        rows = []
+        for panel in (self.frames_panel, self.internals, self.timeline):
+            rows += list(getattr(panel, "MOUSE_ACTIONS", ()))
+        return rows
+
+    def show_help(self) -> QDialog:
+        from mimviewer.ui.help_dialog import HelpDialog
+
+        dialog = HelpDialog(self.shortcuts(), self.mouse_actions(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.help_dialog = dialog
+        return dialog
+
+    def ask_save_state(self) -> None:
+        stem = Path(self.session.source).stem if self.session.source else "view"
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save view state", f"{stem}{STATE_SUFFIX}", f"View state (*{STATE_SUFFIX})"
+        )
+        if path:
+            self.save_state(path)
+
+    def save_state(self, path: str | Path) -> Path | None:
+        from mimviewer.viewmodel.state import write_state
+
+        try:
+            written = write_state(self.session, path)
+        except (MimviewerError, OSError) as exc:
+            self.show_error("Could not save the view state", str(exc))
+            return None
+        self.status_text.setText(f"saved the view state to {written}")
+        return written
+
+    def ask_open_state(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open view state", "", f"View state (*{STATE_SUFFIX} *.json);;All files (*)"
+        )
+        if path:
+            self.open_state(path)
+
+    def open_state(self, state) -> bool:
+        """Open a view state (a ViewState or a file): its files, then its settings, then run."""
+        from mimviewer.viewmodel.state import apply_settings, read_state
+
+        try:
+            if not isinstance(state, ViewState):
+                state = read_state(state)
+            self.runner.cancel()
+            self.session.fit = state.fit
+            if state.demo:
+                from mimviewer.commands.demo import load_demo, show_demo
+
+                show_demo(self.session, load_demo())
+            opened = self.open_paths(
+                sequence=state.sequence,
+                checkpoint=None if state.demo else state.checkpoints[0],
+                compare=state.checkpoints[1],
+                run=False,
+            )
+            if not opened:
+                return False
+            if self.session.slots[1] is not None and state.checkpoints[1] is None:
+                self.session.remove_model(1)
+            if self.session.models and (state.context or state.horizon or state.now is not None):
+                self.session.set_forecast(context=state.context, horizon=state.horizon, now=state.now)
+            apply_settings(self.session, state)
+        except MimviewerError as exc:
+            self.show_error("Could not open the view state", str(exc))
+            return False
+        self.runner.start()
+        return True
+
+    def apply_theme(self, name: str | None = None) -> None:
+        from mimviewer.ui.theme import apply_theme
+
+        name = name or self.session.theme
+        for action in self.theme_actions.actions():
+            action.setChecked(action.data() == name)
+        apply_theme(self, name)
+        self.settings.set_value("view/theme", name)
 
     # -- export ------------------------------------------------------------------------------------
     def ask_export(self, kind: str) -> None:

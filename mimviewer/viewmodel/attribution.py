@@ -14,24 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mimviewer.attribution import (
-    BASELINES,
-    DEFAULT_IG_STEPS,
-    METHODS,
-    Attribution,
-    AttributionError,
-    AttributionRequest,
-    Progress,
-    Region,
-    iter_attribution,
-)
-from mimviewer.attribution_images import attribution_scale, overlay
+from mimviewer.attribution_choices import BASELINES, DEFAULT_IG_STEPS, METHODS, AttributionError
 from mimviewer.errors import DataError
 from mimviewer.render import ColourScale, value_scale
 
 NOT_COMPUTED = (190, 190, 190)  # a memory-path cell of a state that step does not compute
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # mimviewer.attribution imports torch: loaded after the window is shown
+    from mimviewer.attribution import Attribution, AttributionRequest, Progress
     from mimviewer.viewmodel.session import Session
 
 
@@ -77,6 +67,8 @@ class AttributionState:
     def request(self, session: Session, frame: int | None = None) -> AttributionRequest:
         """What to explain in ``frame`` (default: the current frame): the brushed pixels, else the
         rectangle, else the whole frame."""
+        from mimviewer.attribution import AttributionRequest, Region
+
         if session.frames is None or session.slots[0] is None:
             raise DataError("open a sequence and a checkpoint first")
         frame = session.frame if frame is None else frame
@@ -98,6 +90,9 @@ def attribution_job(
     session: Session, request: AttributionRequest
 ) -> Generator[Progress, None, AttributionView]:
     """Attribute with the main model (where its weights are: CPU or GPU) and draw the result."""
+    from mimviewer.attribution import iter_attribution
+    from mimviewer.attribution_images import attribution_scale, overlay
+
     slot = session.slots[0]
     if slot is None or session.frames is None:
         raise DataError("open a sequence and a checkpoint first")

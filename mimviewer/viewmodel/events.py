@@ -14,6 +14,9 @@ class SessionEvents(SignalGroup):
     finished = Signal(int)  # slot: a rollout finished (metrics ready)
     frame = Signal(int)  # frame: the current frame changed
     internals = Signal()  # quantities, reduction or thresholds changed
+    display = Signal(str)  # view ("" = every view): its colour map or levels changed
+    theme = Signal(str)  # "system", "light" or "dark"
+    zoom = Signal()  # the views' zoom was set from outside (a view state opened)
     region = Signal()  # the attribution region (or whole-frame choice) changed
     attribution = Signal()  # an attribution result arrived (or was cleared)
     edits = Signal()  # the what-if edit list or the frame being edited changed

@@ -9,17 +9,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mimviewer.trace import KIND_MEASURES, ProbeSpec, Trace, key, quantity_kind, split_key
+from mimviewer.trace_spec import KIND_MEASURES, ProbeSpec, key, quantity_kind, split_key
 from mimviewer.viewmodel import readout
 from mimviewer.viewmodel.readout import REDUCTIONS
 
 if TYPE_CHECKING:
+    from mimviewer.trace import Trace
     from mimviewer.viewmodel.events import SessionEvents
     from mimviewer.viewmodel.results import ModelSlot
 
 # Quantities shown first when a model has them (the ones DESIGN.md's window lists).
 PREFERRED_QUANTITIES: tuple[str, ...] = ("f", "f'", "i", "o", "D", "N", "S", "C", "M", "H")
 SETTINGS = ("lo", "hi", "channel", "eps", "state_bound")  # the ProbeSpec fields the panel sets
+
+
+def _trace():
+    """mimviewer.trace (the Trace itself), imported where first needed: it imports torch."""
+    import mimviewer.trace as trace
+
+    return trace
 
 
 class InternalsState:
@@ -228,7 +236,7 @@ class InternalsState:
         t = s.trace
         maps = {k: v[:, :, None] for k, v in s.maps.items()}
         stats = {k: v[:, None] for k, v in s.stats.items()}
-        return Trace(
+        return _trace().Trace(
             maps=maps,
             stats=stats,
             spec=self._settings,

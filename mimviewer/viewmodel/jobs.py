@@ -7,6 +7,7 @@ changing the session meanwhile; inference results come back through ``Session.ac
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from mimviewer.limits import check_rollout
 from mimviewer.memory import RAW_BUDGET_BYTES, fits_budget
 from mimviewer.nets.base import RecurrentModel
 from mimviewer.trace import ProbeSpec
+from mimviewer.viewmodel.delta import rollout_mode, summarise, timeline_metrics
 from mimviewer.viewmodel.readout import metrics_timeline
 from mimviewer.viewmodel.results import InferenceError, OutOfDeviceMemory, SlotDone, StepUpdate
 
@@ -52,6 +54,9 @@ def inference(
     worker thread does the device work and draws the display images (the session's
     renderer), so that scrubbing later only swaps images drawn once. A what-if slot reads its
     own (edited) frames and its difference view is against its reference slot's prediction.
+    A delta slot runs its own copy of the model in delta mode (viewmodel.delta), so that a
+    cancelled run still finishing a step in its thread never leaves wrappers on a model
+    another run uses; its SlotDone carries what it skipped.
     """
     if session.frames is None:
         raise DataError("open a sequence first")
@@ -64,7 +69,7 @@ def inference(
     for slot_index, slot in session.models:
         if only is not None and slot_index not in only:
             continue
-        model = slot.model
+        model = slot.model if slot.delta_eps is None else copy.deepcopy(slot.model)
         reads = frames if slot.inputs is None else slot.inputs
         reference = None if slot.reference is None else outputs_of.get(slot.reference)
         cfg = model.config
@@ -75,43 +80,49 @@ def inference(
             )
         check_rollout(cfg, pre, aft, 1, source=source or "the sequence", trace=True)  # one line, not a crash
         probes = probe_spec(session, model)
-        generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
-        while True:
-            try:
-                step = next(generator)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            except torch.cuda.OutOfMemoryError as exc:
-                raise OutOfDeviceMemory(
-                    f"{slot.name}: the {dev} device ran out of memory ({exc}); try the CPU"
-                ) from exc
-            except RuntimeError as exc:  # torch reports shape/device trouble this way
-                raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
-            frame = step.frame[0].cpu().numpy()
-            probes = step.host_probes(0)  # every map and statistic of the step in one host copy
-            target = step.t + 1  # the timeline frame this step predicts
-            if reference is not None:
-                against = reference[step.t]
-            else:  # past the end of the sequence there is no truth (a forecast): no difference
-                against = window[target] if target < len(window) else None
-            image = renderer.frames(frame)
-            diff = None if against is None else renderer.differences(frame, against)
-            yield StepUpdate(
-                run,
-                slot_index,
-                step.t,
-                step.steps,
-                frame,
-                image,
-                diff,
-                probes.maps,
-                probes.stats,
-                probes.valid,
-            )
+        with rollout_mode(model, slot.delta_eps) as delta_session:
+            generator = iter_rollout(model, reads, pre, aft, probes=probes, device=dev, amp=amp)
+            while True:
+                try:
+                    step = next(generator)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                except torch.cuda.OutOfMemoryError as exc:
+                    raise OutOfDeviceMemory(
+                        f"{slot.name}: the {dev} device ran out of memory ({exc}); try the CPU"
+                    ) from exc
+                except RuntimeError as exc:  # torch reports shape/device trouble this way
+                    raise InferenceError(f"{slot.name}: inference failed on {dev}: {exc}") from exc
+                frame = step.frame[0].cpu().numpy()
+                probes = step.host_probes(0)  # every map and statistic of the step in one host copy
+                target = step.t + 1  # the timeline frame this step predicts
+                if reference is not None:
+                    against = reference[step.t]
+                else:  # past the end of the sequence there is no truth (a forecast): no difference
+                    against = window[target] if target < len(window) else None
+                image = renderer.frames(frame)
+                diff = None if against is None else renderer.differences(frame, against)
+                yield StepUpdate(
+                    run,
+                    slot_index,
+                    step.t,
+                    step.steps,
+                    frame,
+                    image,
+                    diff,
+                    probes.maps,
+                    probes.stats,
+                    probes.valid,
+                )
         outputs = result.outputs[0]  # (steps, C, H, W)
         outputs_of[slot_index] = outputs
-        yield SlotDone(run, slot_index, result.trace, metrics_timeline(outputs, window, units))
+        metrics = metrics_timeline(outputs, window, units)
+        summary = None
+        if delta_session is not None:  # what it skipped, and its error against the exact prediction
+            summary = summarise(delta_session, cfg.num_layers, pre + aft - 1, outputs, reference)
+            metrics.update(timeline_metrics(summary))
+        yield SlotDone(run, slot_index, result.trace, metrics, summary)
 
 
 def export_job(session: Session, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mimviewer.metrics import frame_metrics
-from mimviewer.trace import MAP_REDUCTIONS, STAT_NAMES, quantity_kind, split_key
+from mimviewer.trace_spec import MAP_REDUCTIONS, STAT_NAMES, quantity_kind, split_key
 
 # Reductions the internals panel offers: name -> label. "low" / "high" / "split" keep the two
 # tails apart (split: both at once, blue = below, red = above); "saturated" is their sum.
@@ -33,6 +32,7 @@ def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dic
     """Metrics of every predicted frame 1..steps, as arrays over the timeline: NaN at frame 0 and
     at frames past the end of ``window`` (not observed yet: absent, not zero)."""
     from mimviewer.forecast import metric_names
+    from mimviewer.metrics import frame_metrics
 
     scored = min(len(outputs), len(window) - 1)  # frames 1..scored have a truth
     timeline = {name: np.full(len(outputs) + 1, np.nan) for name in metric_names(units)}
@@ -41,6 +41,14 @@ def metrics_timeline(outputs: np.ndarray, window: np.ndarray, units: str) -> dic
         for name, per_frame in values.items():
             timeline.setdefault(name, np.full(len(outputs) + 1, np.nan))[1 : scored + 1] = per_frame
     return timeline
+
+
+def frame_scores(truth: np.ndarray, prediction: np.ndarray, units: str) -> dict[str, float]:
+    """Metrics of one predicted frame (C, H, W) against its truth, by :func:`metrics.frame_metrics`."""
+    from mimviewer.metrics import frame_metrics
+
+    values = frame_metrics(np.array(truth[None]), np.array(prediction[None]), units=units)
+    return {name: float(np.asarray(v).reshape(-1)[0]) for name, v in values.items()}
 
 
 def pixel_value(

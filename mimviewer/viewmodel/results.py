@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mimviewer.errors import MimviewerError
-from mimviewer.nets.base import RecurrentModel
-from mimviewer.trace import Trace
+
+if TYPE_CHECKING:  # torch-backed types: the window starts before torch is imported
+    from mimviewer.nets.base import RecurrentModel
+    from mimviewer.trace import Trace
+
+if TYPE_CHECKING:
+    from mimviewer.viewmodel.delta import DeltaSummary
 
 
 class InferenceError(MimviewerError):
@@ -40,10 +46,14 @@ class ModelSlot:
     # whose prediction its difference view is taken against (None: the ground truth)
     inputs: np.ndarray | None = None
     reference: int | None = None
+    reference_name: str = "original"  # the reference slot's prediction, as the difference view's title says
+    # delta inference (viewmodel.delta): the threshold this slot runs with (None: exact), and what it skipped
+    delta_eps: float | None = None
+    delta: DeltaSummary | None = None
 
     def clear(self) -> None:
         """Forget every result (the model stays)."""
-        self.outputs, self.images, self.diff_images = None, [], []
+        self.outputs, self.images, self.diff_images, self.delta = None, [], [], None
         self.maps, self.stats, self.valid, self.trace, self.metrics = {}, {}, {}, None, {}
         self.done_steps, self.finished = 0, False
 
@@ -72,3 +82,4 @@ class SlotDone:
     slot: int
     trace: Trace | None
     metrics: dict[str, np.ndarray]
+    delta: DeltaSummary | None = None  # a delta slot's skipped fractions and error against exact

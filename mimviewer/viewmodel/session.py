@@ -1,10 +1,12 @@
 """The view model's state: the sequence shown, the models and their results, the current frame.
 
 A :class:`Session` holds what the window shows: one sequence (model scale [0, 1] plus its
-units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it),
-their streamed rollouts as numpy, per-frame metrics and the current frame; the internals'
-state is mixed in from :mod:`.internals`. Widgets read it and set attributes back; they
-never compute on arrays. Every change fires a psygnal signal of :attr:`Session.events`.
+units), up to two models (slot 0 = the checkpoint, slot 1 = the one compared with it)
+and two rows derived from the main one (slot 2 = the what-if rollout, :mod:`.whatif`;
+slot 3 = the delta inference rollout, :mod:`.delta`), their streamed rollouts as numpy,
+per-frame metrics and the current frame; the internals' state is mixed in from
+:mod:`.internals`. Widgets read it and set attributes back; they never compute on arrays.
+Every change fires a psygnal signal of :attr:`Session.events`.
 
 Frame k of the timeline shows GT frame k, the model's output that predicts frame k (output
 of step k-1; for k < pre it read true frames only, a one-step "context" prediction) and the
@@ -23,29 +25,32 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mimviewer.data.lazy import LazyFrames
 from mimviewer.errors import DataError, ShapeError
-from mimviewer.forecast import ForecastPlan, default_now
-from mimviewer.nets.base import RecurrentModel
 from mimviewer.render import FrameRenderer
-from mimviewer.trace import STAT_NAMES
-from mimviewer.viewmodel import jobs
+from mimviewer.viewmodel import readout, timing
 from mimviewer.viewmodel.attribution import AttributionState, AttributionView
+from mimviewer.viewmodel.delta import DELTA, check_eps, slot_name
+from mimviewer.viewmodel.display import DisplayState
 from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.internals import InternalsState
-from mimviewer.viewmodel.readout import pixel_value
+from mimviewer.viewmodel.readout import STAT_NAMES, pixel_value
 from mimviewer.viewmodel.results import ModelSlot, SlotDone, StepUpdate
 from mimviewer.viewmodel.whatif import EDITED, WhatIfState
 from mimviewer.whatif import Edit, EditList
 
+if TYPE_CHECKING:  # torch is imported after the window is shown (in the background)
+    from mimviewer.forecast import ForecastPlan
+    from mimviewer.nets.base import RecurrentModel
+
 RADAR_UNITS = ("dBZ", "mm/h")
 
 
-class Session(InternalsState):
+class Session(InternalsState, DisplayState):
     """Everything the window shows, without Qt. See the module docstring."""
 
     def __init__(self) -> None:
@@ -56,13 +61,17 @@ class Session(InternalsState):
         self.units = "intensity"
         self.source = ""
         self.renderer = FrameRenderer.for_units()
-        self.slots: list[ModelSlot | None] = [None, None, None]  # main, compared, what-if (EDITED)
+        # main, compared, what-if (EDITED), delta inference (DELTA)
+        self.slots: list[ModelSlot | None] = [None, None, None, None]
         self._frame = 0
         self._init_internals()
+        self._init_display()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
         self._sequence = None  # the data reader's Sequence when the frames came from a file
         self.notes: list[str] = []  # what was done to the frames on the way (resized, ...)
+        self.sequence_path: str | None = None  # the file the sequence was read from (None: given as frames)
+        self.origin = ""  # "demo" when the bundled demo is shown (a view state reopens it)
         self.fit = "resize"  # how a sequence of another frame size is fitted to the model (data.FIT_MODES)
         self._context: int | None = None  # the user's context / horizon (None: the checkpoint's)
         self._horizon: int | None = None
@@ -98,6 +107,8 @@ class Session(InternalsState):
         if len(frames) < 1:
             raise DataError(f"{source or 'sequence'}: no frames")
         self._sequence = None
+        self.origin = ""
+        self.sequence_path = None
         self.notes = list(notes)
         self.all_frames = frames
         self._now = None
@@ -115,6 +126,8 @@ class Session(InternalsState):
 
     def _show_window(self) -> None:
         self._gt_cache = {}
+        self._forget_view()
+        self._heatmap_images = {}
         self._frame = 0
         self.slots[EDITED] = None  # it read the old frames
         self.attribution.view = None
@@ -148,6 +161,8 @@ class Session(InternalsState):
         slot = self.slots[0]
         if slot is None or self.all_frames is None:
             return None
+        from mimviewer.forecast import ForecastPlan, default_now  # a model is loaded: torch is too
+
         cfg = slot.model.config
         length = len(self.all_frames)
         pre = max(1, min(self._context or cfg.pre, length))
@@ -158,6 +173,11 @@ class Session(InternalsState):
         if self.last_time is not None and self.frame_interval_s:
             now_time = self.last_time - timedelta(seconds=(length - 1 - now) * self.frame_interval_s)
         return ForecastPlan(length, pre, aft, now, cfg.aft, self.frame_interval_s, now_time)
+
+    @property
+    def now_index(self) -> int | None:
+        """The user's "now" (sequence index of the last context frame; None: the default)."""
+        return self._now
 
     @property
     def context(self) -> int | None:
@@ -213,6 +233,7 @@ class Session(InternalsState):
 
         self._sequence = open_sequence(path)
         self._show_sequence()
+        self.sequence_path = str(path)  # a view state reopens it
 
     def _show_sequence(self) -> None:
         """Show the opened sequence adapted to the main model (:func:`mimviewer.data.adapt`)."""
@@ -251,6 +272,9 @@ class Session(InternalsState):
         if slot == 0:  # the what-if rollout and the attribution were the old main model's
             self.slots[EDITED] = None
             self.attribution.view = None
+            delta = self.slots[DELTA]
+            if delta is not None:  # the delta row follows the main model, at the same threshold
+                self.slots[DELTA] = self._delta_slot(delta.delta_eps)
         if slot == 0 and self._sequence is not None and self.frames is not None:
             cfg = model.config
             if self.frames.shape[1:] != (cfg.channels, cfg.height, cfg.width):
@@ -276,6 +300,7 @@ class Session(InternalsState):
         self.set_model(loaded.model, name=Path(path).name, source=str(path), slot=slot)
 
     def _clear_results(self, slot: int) -> None:
+        self._forget_slot(slot)
         s = self.slots[slot]
         if s is not None:
             s.clear()
@@ -322,15 +347,21 @@ class Session(InternalsState):
         self, run: int, *, device: str = "auto", amp: bool = False, only: tuple[int, ...] | None = None
     ) -> Generator[StepUpdate | SlotDone, None, None]:
         """:func:`mimviewer.viewmodel.jobs.inference` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         yield from jobs.inference(self, run, device=device, amp=amp, only=only)
 
     def export_job(self, kind: str, path: Path, slot: int = 0) -> Callable[[], Path]:
         """:func:`mimviewer.viewmodel.jobs.export_job` on this session (run it in a worker)."""
+        from mimviewer.viewmodel import jobs
+
         return jobs.export_job(self, kind, path, slot)
 
     @staticmethod
     def devices() -> list[str]:
         """Devices a user can pick: auto, cpu and every CUDA GPU."""
+        import torch
+
         return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
 
     def accept(self, update: StepUpdate | SlotDone) -> bool:
@@ -340,6 +371,7 @@ class Session(InternalsState):
             return False
         if isinstance(update, SlotDone):
             slot.trace, slot.metrics, slot.finished = update.trace, update.metrics, True
+            slot.delta = update.delta
             if update.trace is not None and not self.same_settings(update.trace.spec):
                 self._rereduce()  # the settings changed while the run was going
             self.events.finished.emit(update.slot)
@@ -360,8 +392,22 @@ class Session(InternalsState):
             slot.stats[k][update.t] = update.stats[k]
             slot.valid[k][update.t] = update.valid[k]
         slot.done_steps = update.t + 1
+        self._score_step(slot, update)
+        self._forget_slot(update.slot)
         self.events.step.emit(update.slot, update.t)
         return True
+
+    def _score_step(self, slot: ModelSlot, update: StepUpdate) -> None:
+        """Per-frame metrics of the frame this step predicted, where its truth exists, so that the
+        metric curves fill in as steps finish (the finished rollout's metrics replace them)."""
+        frame = update.t + 1
+        if self.frames is None or frame >= self.num_frames or update.frame.shape != self.frames.shape[1:]:
+            return
+        scores = readout.frame_scores(self.frames[frame], update.frame, self.units)
+        for name, value in scores.items():
+            if name not in slot.metrics or len(slot.metrics[name]) != update.steps + 1:
+                slot.metrics[name] = np.full(update.steps + 1, np.nan)
+            slot.metrics[name][frame] = value
 
     @property
     def finished(self) -> bool:
@@ -378,6 +424,16 @@ class Session(InternalsState):
         if value != self._frame:
             self._frame = value
             self.events.frame.emit(value)
+
+    def frame_text(self, frame: int | None = None) -> str:
+        """The frame as the frame box shows it (with its time where the data has times)."""
+        return timing.frame_text(self._frame if frame is None else frame, self.start, self.frame_interval_s)
+
+    def parse_frame(self, text: str) -> int:
+        """The frame a typed number or time means (ValueError with one line when none)."""
+        return timing.parse_frame(
+            text, start=self.start, interval_s=self.frame_interval_s, length=self.timeline_length
+        )
 
     def step_of_frame(self, frame: int | None = None) -> int:
         """The network step whose output is frame ``frame`` (step 0 for frame 0)."""
@@ -398,12 +454,14 @@ class Session(InternalsState):
         """Display images of one frame: "gt", "pred0", "diff0", "pred1", "diff1" (None = not yet)."""
         frame = self._frame if frame is None else frame
         observed = frame < self.num_frames
-        out: dict[str, np.ndarray | None] = {"gt": self.gt_image(frame) if observed else None}
+        gt = self.gt_image(frame) if observed else None
+        out: dict[str, np.ndarray | None] = {"gt": self.view_image("gt", frame, gt)}
         for index, slot in self.models:
             t = frame - 1
             ok = 0 <= t < len(slot.images)
-            out[f"pred{index}"] = slot.images[t] if ok else None
-            out[f"diff{index}"] = slot.diff_images[t] if ok and observed else None
+            out[f"pred{index}"] = self.view_image(f"pred{index}", frame, slot.images[t] if ok else None)
+            diff = slot.diff_images[t] if ok and observed else None
+            out[f"diff{index}"] = self.view_image(f"diff{index}", frame, diff)
         return out
 
     def value_at(self, view: str, frame: int, y: int, x: int) -> float | None:
@@ -534,3 +592,42 @@ class Session(InternalsState):
         )
         self.events.models.emit(EDITED)
         return (EDITED,) if main.finished else (0, EDITED)
+
+    # -- delta inference -------------------------------------------------------------------------------
+    @property
+    def delta_eps(self) -> float | None:
+        """The delta row's threshold (None: no delta row)."""
+        slot = self.slots[DELTA]
+        return None if slot is None else slot.delta_eps
+
+    def _delta_slot(self, eps: float) -> ModelSlot:
+        main = self.slots[0]
+        return ModelSlot(
+            model=main.model,
+            name=slot_name(eps),
+            source=f"delta inference: {main.name} with |Δh| < {eps:g} skipped",
+            reference=0,
+            reference_name="exact",
+            delta_eps=eps,
+        )
+
+    def set_delta(self, eps: float | None) -> tuple[int, ...]:
+        """Show the main model's delta rollout at threshold ``eps`` as an extra row (None: remove it;
+        0 is the exact rollout up to float rounding); returns the slots a run must roll out."""
+        if eps is None:
+            if self.slots[DELTA] is not None:
+                self.slots[DELTA] = None
+                self.events.models.emit(DELTA)
+            return ()
+        eps = check_eps(eps)
+        main = self.slots[0]
+        if main is None:
+            raise DataError("open a checkpoint first")
+        self.slots[DELTA] = self._delta_slot(eps)
+        self.events.models.emit(DELTA)
+        return (DELTA,) if main.finished else (0, DELTA)
+
+    def delta_status(self) -> str:
+        """What the delta row skipped, per layer (one line; empty without a finished delta row)."""
+        slot = self.slots[DELTA]
+        return "" if slot is None or slot.delta is None else slot.delta.status()

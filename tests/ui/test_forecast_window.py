@@ -46,8 +46,9 @@ def test_ten_frames_and_a_ten_to_ten_model_forecast_ten_frames_past_the_end(qtbo
         assert not session.is_observed(frame)
         assert all(np.isnan(values[frame]) for values in slot.metrics.values())  # absent, not zero
         panel = window.frames_panel
-        assert "not observed yet" in panel.header.text and f"+{frame - 9} frame" in panel.header.text
-        assert "(not observed yet)" in panel.titles["gt"].text and panel.absent["gt"].isVisible()
+        assert "not observed yet" in panel.header.text() and f"+{frame - 9} frame" in panel.header.text()
+        absent = panel.absent["gt"]
+        assert "not observed yet" in absent.textItem.toPlainText() and absent.isVisible()
         assert panel.images["gt"].image is None
     session.frame = 5
     assert np.isfinite(slot.metrics["mse"][5]) and not window.frames_panel.absent["gt"].isVisible()
@@ -76,7 +77,7 @@ def test_context_horizon_and_now_are_the_users(qtbot, window, tiny_files):
     session.frame = 3
     expected = session.renderer.frames(session.all_frames[9])
     assert np.array_equal(window.frames_panel.images["gt"].image, expected)
-    assert "sequence frame 9" in window.frames_panel.header.text
+    assert "sequence frame 9" in window.frames_panel.header.text()
 
 
 def test_the_window_export_of_a_forecast_marks_the_future(qtbot, window, ten_and_ten, tmp_path):
@@ -137,7 +138,9 @@ def test_view_takes_context_horizon_and_now_from_the_command_line(qtbot, window,
 
     sequence, checkpoint, _ = ten_and_ten
     setups = []
-    monkeypatch.setattr(app, "run_window", lambda setup, screenshot=None: setups.append(setup) or 0)
+    monkeypatch.setattr(
+        app, "run_window", lambda setup, screenshot=None, load=None: setups.append(setup) or 0
+    )
     monkeypatch.setattr(app, "has_display", lambda: True)
     from mimviewer.cli import build_parser
 
@@ -158,7 +161,7 @@ def test_view_takes_context_horizon_and_now_from_the_command_line(qtbot, window,
         ]
     )
     assert parsed.run(parsed) == 0
-    setups[0](window)
+    setups[0](window, None)  # run_window hands setup what it loaded in the background (nothing here)
     wait_finished(qtbot, window)
     plan = window.session.plan
     assert (plan.pre, plan.aft, plan.now, plan.first) == (4, 13, 6, 3)

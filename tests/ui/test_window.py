@@ -35,8 +35,8 @@ def test_demo_fills_every_view_and_keys_drive_the_timeline(qtbot, window):
         for (layer, name), (_, image) in internals.cells.items():
             assert np.array_equal(image.image, session.heatmap(layer, name, step), equal_nan=True)
         assert internals.curve_cursor.value() == step
-        assert f"frame {frame} /" in panel.header.text
-        assert ("context" if frame < session.pre else "predicted") in panel.header.text
+        assert f"frame {frame} /" in panel.header.text()
+        assert ("context" if frame < session.pre else "predicted") in panel.header.text()
         colour = CONTEXT_COLOUR if frame < session.pre else PREDICTED_COLOUR
         assert panel.borders["pred0"].pen().color().name() == colour
 

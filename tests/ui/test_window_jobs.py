@@ -119,7 +119,7 @@ def test_moving_now_along_a_long_sequence_reruns(qtbot, window, tiny_files):
     session.frame = 3
     expected = session.renderer.frames(session.all_frames[5])
     assert np.array_equal(window.frames_panel.images["gt"].image, expected)
-    assert "sequence frame 5" in window.frames_panel.header.text
+    assert "sequence frame 5" in window.frames_panel.header.text()
 
 
 def test_a_sequence_of_another_size_is_resized_to_the_model_and_the_user_told(qtbot, window, tmp_path):
