@@ -17,21 +17,19 @@ import cv2
 import numpy as np
 
 from mimviewer.attribution import Attribution, MemoryPaths
-from mimviewer.export import (
+from mimviewer.export import ExportError, write_png, write_video
+from mimviewer.export.drawing import (
     BACKGROUND,
     BORDER,
     CONTEXT_COLOUR,
     MARGIN,
     PREDICTED_COLOUR,
-    ExportError,
     _draw_scale,
     _enlarge,
     _fit,
-    _renderer,
     _text,
-    write_png,
-    write_video,
 )
+from mimviewer.export.frames import _renderer
 from mimviewer.render import DIVERGING, ColourScale, FrameRenderer, value_scale
 
 REGION_COLOUR = (255, 255, 0)

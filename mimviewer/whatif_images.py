@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mimviewer.export import (
+from mimviewer.export import write_video
+from mimviewer.export.drawing import (
     BACKGROUND,
     BORDER,
     COLOURBAR_SPACE,
@@ -28,10 +29,9 @@ from mimviewer.export import (
     _draw_scale,
     _enlarge,
     _fit,
-    _renderer,
     _text,
-    write_video,
 )
+from mimviewer.export.frames import _renderer
 from mimviewer.render import DIVERGING, FrameRenderer
 from mimviewer.whatif import WhatIf
 

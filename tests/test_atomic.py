@@ -20,6 +20,7 @@ from mimviewer import atomic, export
 from mimviewer.atomic import OutputError, atomic_file, check_output, write_text
 from mimviewer.checkpoints import save_checkpoint
 from mimviewer.cli import main
+from mimviewer.export import writers
 from mimviewer.nets import create_model
 from mimviewer.trace import ProbeSpec, Trace
 
@@ -206,7 +207,7 @@ def test_a_video_writer_that_fails_silently_is_caught(tmp_path, monkeypatch):
         def append_data(self, image):
             pass
 
-    monkeypatch.setattr(export.imageio, "get_writer", Truncating)
+    monkeypatch.setattr(writers.imageio, "get_writer", Truncating)
     started = time.monotonic()
     with pytest.raises(export.ExportError, match=r"clip\.mp4: the written file does not decode"):
         export.write_comparison(path, FRAMES, {"m": FRAMES[2:]}, pre=2)

@@ -12,6 +12,7 @@ from mimviewer import export
 from mimviewer.data.synthetic import bouncing_digits
 from mimviewer.data.units import dbz_to_unit
 from mimviewer.errors import ShapeError
+from mimviewer.export import comparison
 from mimviewer.inference import rollout
 from mimviewer.nets import create_model
 from mimviewer.render import DIVERGING, colour_scale
@@ -194,7 +195,7 @@ def test_a_failed_export_keeps_the_old_file_and_leaves_no_temp_file(tmp_path, se
                 raise RuntimeError("disk full")
             yield frame
 
-    monkeypatch.setattr(export, "render_comparison", fails_midway)
+    monkeypatch.setattr(comparison, "render_comparison", fails_midway)
     with pytest.raises(RuntimeError, match="disk full"):
         export.write_comparison(target, sequence, {"m": sequence[PRE:]}, pre=PRE)
 
@@ -211,9 +212,10 @@ def test_a_finished_export_replaces_the_old_file(tmp_path, sequence):
 
 
 def test_a_long_model_name_keeps_the_difference_panel_title():
-    from mimviewer.export import comparison_layout
+    from mimviewer.export.comparison import _title, comparison_layout
+    from mimviewer.export.drawing import _text_width
 
     layout = comparison_layout(np.zeros((4, 1, 16, 16)), {"predrnn_digits_from_a_long_run.safetensors": None})
-    title = export._title(layout.names[2], layout.panel_width)
+    title = _title(layout.names[2], layout.panel_width)
     assert title.endswith(" - GT") and title.startswith("predrnn")
-    assert export._text_width(title) <= layout.panel_width
+    assert _text_width(title) <= layout.panel_width

@@ -1,6 +1,10 @@
 """The window's view model, without Qt (napari's ViewerModel split): one job per module.
 
-* :mod:`.session` — the state of what is open and shown (:class:`Session`);
+* :mod:`.session` — the state of what is open and shown (:class:`Session`): the sequence,
+  the current frame and runs; its other state is mixed in from one module per job:
+  :mod:`.forecast_state` (context, horizon, "now"), :mod:`.slots` (the model slots and
+  the delta row), :mod:`.explain_state` (attribution region and view, what-if edits),
+  :mod:`.frame_images` (the frame views' images and readout), :mod:`.display`;
 * :mod:`.internals` — the internals panel's state (quantities, reduction, thresholds);
 * :mod:`.readout` — the maths: metrics over the timeline, the value under the cursor,
   re-reduction, heatmaps and their colour ranges;

@@ -55,10 +55,11 @@ def test_an_exported_gif_frame_shows_the_window_pixels(qtbot, window, tiny_files
     import numpy as np
 
     from mimviewer import export
+    from mimviewer.export import writers
     from mimviewer.viewmodel import jobs
 
     written: list[np.ndarray] = []  # the frames the GIF encoder receives
-    real_writer = export.imageio.get_writer
+    real_writer = writers.imageio.get_writer
 
     def recording_writer(*args, **kwargs):
         writer = real_writer(*args, **kwargs)
@@ -66,7 +67,7 @@ def test_an_exported_gif_frame_shows_the_window_pixels(qtbot, window, tiny_files
         writer.append_data = lambda image, *rest: (written.append(image.copy()), append(image, *rest))[1]
         return writer
 
-    monkeypatch.setattr(export.imageio, "get_writer", recording_writer)
+    monkeypatch.setattr(writers.imageio, "get_writer", recording_writer)
     sequence, checkpoint = tiny_files
     window.open_paths(sequence=sequence, checkpoint=checkpoint)
     wait_finished(qtbot, window)
