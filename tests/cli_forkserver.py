@@ -25,8 +25,15 @@ import json, os, resource, sys, time, traceback
 os.environ["OMP_NUM_THREADS"] = "1"
 import torch
 torch.set_num_threads(1)
-import mimviewer.cli, mimviewer.checkpoints, mimviewer.commands.predict, mimviewer.commands.export
-import mimviewer.commands.train, mimviewer.data, mimviewer.train, mimviewer.inference
+import importlib, pkgutil
+import mimviewer
+# Every Qt-free module, and the readers' libraries, imported before forking: a child that runs
+# as an ordinary user (the permission tests) may not be allowed to read the checkout or its
+# virtualenv (CI's fresh clone can sit in a 0700 temporary folder), so it must import nothing.
+for _module in pkgutil.walk_packages(mimviewer.__path__, "mimviewer."):
+    if not _module.name.startswith("mimviewer.ui") and not _module.name.endswith("__main__"):
+        importlib.import_module(_module.name)
+import cv2, h5py, imageio.v2, imageio.v3, safetensors.torch
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 with open("/proc/self/status") as f:
     vm = int(f.read().split("VmSize:")[1].split()[0]) * 1024
