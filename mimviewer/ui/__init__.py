@@ -43,6 +43,26 @@ def cache_labels(layout) -> None:
             item.item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
+def no_paint_calls(*items) -> None:
+    """Mark pyqtgraph containers that paint nothing themselves (labels, plot items, colour bars,
+    view boxes without a border; those of a GraphicsLayout too) as such: Qt then never asks
+    them (Python) for their bounds on each repaint of the scene; their children still paint."""
+    from PySide6.QtWidgets import QGraphicsItem
+
+    no_contents = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+    for item in items:
+        if isinstance(item, pg.GraphicsLayout):
+            no_paint_calls(*item.items)
+        elif isinstance(item, pg.ViewBox):
+            if item.border is None:
+                item.setFlag(no_contents)
+        elif isinstance(item, pg.PlotItem):  # colour bars too
+            item.setFlag(no_contents)
+            no_paint_calls(item.vb)
+        elif isinstance(item, pg.LabelItem):
+            item.setFlag(no_contents)
+
+
 class Cursor:
     """A vertical line at the current frame / step of a plot: Qt's own line item (no Python in
     its paint path, unlike an InfiniteLine), kept as tall as the plot's y range."""

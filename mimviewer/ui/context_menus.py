@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu
 
 from mimviewer.ui.images import native_qimage
@@ -27,18 +26,9 @@ def reset_cell_zoom(panel, layer: int, name: str) -> None:
 
 
 def drawn_cell(panel, layer: int, name: str) -> np.ndarray | None:
-    """The cell as it is drawn (RGBA uint8, its row's colour scale applied)."""
-    image = panel.cells[(layer, name)][1]
-    if image.image is None:
-        return None
-    if image.qimage is None:
-        image.render()
-    if image.qimage is None:
-        return None
-    qimage = image.qimage.convertToFormat(QImage.Format.Format_RGBA8888)
-    height, width = qimage.height(), qimage.width()
-    data = np.frombuffer(qimage.constBits(), np.uint8, count=qimage.sizeInBytes())
-    return data.reshape(height, qimage.bytesPerLine())[:, : 4 * width].reshape(height, width, 4).copy()
+    """The cell as it is drawn (RGBA uint8, its row's colour scale applied by the view model)."""
+    image = panel.cells[(layer, name)][1].image
+    return None if image is None else image.copy()
 
 
 def copy_cell_image(panel, layer: int, name: str) -> None:

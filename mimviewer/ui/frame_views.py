@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from mimviewer.render import DIVERGING, ColourBar
-from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels, steady_label
+from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR, cache_labels, no_paint_calls, steady_label
 from mimviewer.ui.images import DisplayImage, native_qimage
 from mimviewer.viewmodel import Session
 from mimviewer.viewmodel.display import LEVEL_MODES
@@ -183,6 +183,7 @@ class FramesPanel(QWidget):
             view.addItem(image)
             marker = pg.TextItem("", anchor=(0.5, 0.5))
             marker.setPos(width / 2, height / 2)
+            marker.setVisible(False)  # shown with a text only: a TextItem runs Python on every repaint
             view.addItem(marker, ignoreBounds=True)
             self.markers[name] = marker
             if not name.startswith("pred"):  # GT and differences have nothing past the data's end
@@ -212,6 +213,7 @@ class FramesPanel(QWidget):
             self.graphics.addItem(self.bars[-1], row=2, col=4, rowspan=2 * rows - 1)
         self._fit_titles()
         cache_labels(self.graphics.ci)
+        no_paint_calls(self.graphics.ci)
         self.apply_zoom()
         self.region = self.brush_overlay = None
         self.show_region()
@@ -285,6 +287,7 @@ class FramesPanel(QWidget):
             if self._shown.get(name) != text:
                 self._shown[name] = text
                 marker.setText(text, color=colour)
+                marker.setVisible(bool(text))
         if self._shown.get("border") != colour:
             self._shown["border"] = colour
             pen = QPen(QColor(colour))

@@ -4,7 +4,10 @@ Every cell has the same size (never squeezed below :data:`CELL` pixels: the grid
 instead of cutting cells off); each quantity row has one colour scale for all its layers,
 with its colour bar and units at the row's end; each label's tooltip gives the quantity's
 equation (``mimviewer.quantities``). A cell whose step did not compute the quantity shows
-"not computed". The view model does every computation; this widget only draws.
+"not computed". The view model does every computation, drawing included: each cell at each
+step is a display-ready RGBA image coloured with its row's scale (``Session.heatmap_cell``),
+shown by a :class:`~mimviewer.ui.images.DisplayImage`, so that a frame step only swaps
+pixmaps (no float image pushed through a lookup table on every step).
 """
 
 from __future__ import annotations
@@ -14,15 +17,30 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtWidgets import QScrollArea, QWidget
+from PySide6.QtGui import QBrush, QColor, QTransform
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsSimpleTextItem, QScrollArea, QWidget
 
 from mimviewer.quantities import UNITS, display_name, grouped, tooltip
+from mimviewer.ui import no_paint_calls
+from mimviewer.ui.images import DisplayImage
 
 CELL = 64  # px: the smallest readable heatmap cell (cells grow with the panel, up to MAX_CELL)
 MAX_CELL = 112
 LABEL_WIDTH = 64
 BAR_WIDTH = 76
 HEADER_HEIGHT = 22
+
+
+def centred_note(text: str) -> QGraphicsSimpleTextItem:
+    """A grey note centred on its position, the same size at any zoom, hidden at first: Qt's
+    own text item (pyqtgraph's TextItem runs Python before every paint of the scene, once per cell)."""
+    note = QGraphicsSimpleTextItem(text)
+    note.setBrush(QBrush(QColor("#888")))
+    note.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+    box = note.boundingRect()
+    note.setTransform(QTransform.fromTranslate(-box.width() / 2, -box.height() / 2))
+    note.setVisible(False)
+    return note
 
 
 class HeatmapGrid(QScrollArea):
@@ -45,7 +63,7 @@ class HeatmapGrid(QScrollArea):
         self.canvas.scene().sigMouseMoved.connect(self._on_hover)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.setWidget(self.canvas)
-        self.cells: dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem, pg.TextItem]] = {}
+        self.cells: dict[tuple[int, str], tuple[pg.ViewBox, DisplayImage, QGraphicsSimpleTextItem]] = {}
         self.bars: dict[str, pg.ColorBarItem] = {}
         self.labels: dict[str, pg.LabelItem] = {}
         self.message: pg.LabelItem | None = None
@@ -94,7 +112,6 @@ class HeatmapGrid(QScrollArea):
                 first = next((l for l in range(layers) if session.has(l, name, slot)), 0)
                 label.setToolTip(tooltip(arch, first, name, kind))
                 self.labels[name] = label
-                images = []
                 for layer in range(layers):
                     if not session.has(layer, name, slot):
                         canvas.addLabel("—", row=row, col=layer + 1)
@@ -108,21 +125,19 @@ class HeatmapGrid(QScrollArea):
                     )
                     view.setMouseEnabled(False, False)
                     view.setToolTip(tooltip(arch, layer, name, kind))
-                    image = pg.ImageItem()
+                    image = DisplayImage()
                     view.addItem(image)
-                    note = pg.TextItem("not computed", color="#888", anchor=(0.5, 0.5))
-                    note.setVisible(False)
+                    note = centred_note("not computed")
                     view.addItem(note, ignoreBounds=True)
                     self.cells[(layer, name)] = (view, image, note)
-                    images.append(image)
+                # the row's scale; its cells are drawn with the same colours by the view model
                 bar = pg.ColorBarItem(values=(0, 1), width=10, interactive=False, colorMapMenu=False)
-                if images:
-                    bar.setImageItem(images)
                 canvas.addItem(bar, row=row, col=layers + 1)
                 self.bars[name] = bar
                 quantity_rows.append(row)
                 row += 1
         self._shape = (row, layers, len(groups), quantity_rows)
+        no_paint_calls(self.canvas.ci)
         self._fix_size()
 
     def _fix_size(self) -> None:
@@ -154,34 +169,33 @@ class HeatmapGrid(QScrollArea):
 
     # -- drawing ------------------------------------------------------------------------------
     def refresh(self, lut_for: Any) -> None:
-        """Draw every cell for the current step; one colour scale per quantity row."""
+        """Show every cell of the current step (one colour scale per quantity row): the bars
+        change only with their scale, the cells swap pixmaps the view model drew."""
         session = self.session
         step = session.step_of_frame()
-        rows: dict[str, tuple[float, float]] = {}
-        for (layer, name), (_view, _image, _note) in self.cells.items():
-            low, high = session.heatmap_levels(layer, name, slot=self.slot)
-            previous = rows.get(name)
-            rows[name] = (low, high) if previous is None else (min(previous[0], low), max(previous[1], high))
         rgb = session.reduction == "split"  # two colours: blue = share below, red = share above
-        for name, levels in rows.items():
+        rows = {name: session.heatmap_row_levels(name, slot=self.slot) for name in self.bars}
+        for name, bar in self.bars.items():
+            levels = rows[name]
             if self._bar_state.get(name) == (levels, rgb):
                 continue  # a bar repaints its axis: only when its scale changes, not every frame
             self._bar_state[name] = (levels, rgb)
-            bar = self.bars[name]
             bar.setVisible(not rgb)
             bar.setColorMap(pg.ColorMap(np.linspace(0.0, 1.0, 256), lut_for(levels)))
             bar.setLevels(levels)
         for (layer, name), (view, image, note) in self.cells.items():
-            data = session.heatmap(layer, name, step, slot=self.slot)
-            computed = data is not None and bool(np.isfinite(data).any())
-            image.setLookupTable(None if rgb else image.lut)
-            note.setVisible(data is not None and not computed)
-            if data is None:
-                image.clear()
+            cell = session.heatmap_cell(layer, name, step, slot=self.slot, levels=rows[name])
+            if cell is None:
+                note.setVisible(False)
+                if image.image is not None:
+                    image.clear()
                 continue
-            image.setImage(np.nan_to_num(data) if rgb else data, autoLevels=False, levels=rows[name])
-            if not computed:
-                note.setPos(data.shape[1] / 2, data.shape[0] / 2)
+            if image.image is not cell.image:
+                image.setImage(cell.image)
+            if note.isVisible() == cell.computed:
+                note.setVisible(not cell.computed)
+            if not cell.computed:
+                note.setPos(cell.image.shape[1] / 2, cell.image.shape[0] / 2)
             if view.autoRangeEnabled()[0]:
                 view.autoRange(padding=0)
                 view.disableAutoRange()

@@ -1,7 +1,7 @@
 """An image item for pictures the view model has already drawn: a frame step is one pixmap swap.
 
 The view model draws every frame and heatmap once into display-ready uint8 RGB(A) arrays
-(``Session.images_at``, ``Session.heatmap_image``). pyqtgraph's ImageItem would turn each
+(``Session.images_at``, ``Session.heatmap_cell``). pyqtgraph's ImageItem would turn each
 array into a QImage again on every ``setImage``, and, being a Python subclass of a graphics
 item, runs Python for every bounding-rect query and paint of the scene. Here each array is
 converted once into a QPixmap in Qt's native format (RGB32, premultiplied ARGB32 where there

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
+    QGraphicsItem,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -23,7 +24,9 @@ from mimviewer.errors import ConfigError
 from mimviewer.quantities import display_name
 from mimviewer.render import TABLES
 from mimviewer.trace_spec import QUANTITIES
+from mimviewer.ui import Cursor, cache_curve, cache_static_parts, no_paint_calls
 from mimviewer.ui.heatmap_grid import HeatmapGrid
+from mimviewer.ui.images import DisplayImage
 from mimviewer.viewmodel import REDUCTIONS, Session
 
 QUANTITIES_PER_ROW = 10  # the quantity toggles wrap, so that MIM's ~25 names fit a narrow panel
@@ -202,9 +205,12 @@ class InternalsPanel(QWidget):
         self.curves.setLabel("bottom", "step")
         self.curves.setLabel("left", "share")
         self.curves.setYRange(0, 1)
-        self.curves.addLegend(offset=(-10, 5))
-        self.curve_cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("k", width=1))
-        self.curves.addItem(self.curve_cursor)
+        self.legend = self.curves.addLegend(offset=(-10, 5))
+        # the step cursor moves on every frame: what it crosses repaints from pixmaps
+        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        cache_static_parts(self.curves.plotItem)
+        no_paint_calls(self.curves.plotItem)
+        self.curve_cursor = Cursor(self.curves.plotItem, "k")
         self.theme_cursors = (self.curve_cursor,)
         self.curves.setXRange(0, 18)
         self.curve_measure = QLabel()
@@ -229,7 +235,7 @@ class InternalsPanel(QWidget):
         self.rebuild()
 
     @property
-    def cells(self) -> dict[tuple[int, str], tuple[pg.ViewBox, pg.ImageItem]]:
+    def cells(self) -> dict[tuple[int, str], tuple[pg.ViewBox, DisplayImage]]:
         """(layer, quantity) -> (view, image) of every heatmap in the grid."""
         return {k: (view, image) for k, (view, image, _note) in self.grid.cells.items()}
 
@@ -325,7 +331,7 @@ class InternalsPanel(QWidget):
 
     def refresh_curves(self) -> None:
         self.curves.clear()
-        self.curves.addItem(self.curve_cursor)
+        self.curve_cursor.attach()
         name = self.curve_quantity.currentData()
         if not name:
             self.curve_measure.setText("")
@@ -335,16 +341,21 @@ class InternalsPanel(QWidget):
             colour = LAYER_PENS[layer % len(LAYER_PENS)]
             steps = np.arange(len(low))
             # NaN (not computed at a step) breaks a curve there
-            self.curves.plot(
+            above = self.curves.plot(
                 steps, high, pen=pg.mkPen(colour, width=2), connect="finite", name=f"L{layer} above"
             )
-            self.curves.plot(
+            below = self.curves.plot(
                 steps,
                 low,
                 pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine),
                 connect="finite",
                 name=f"L{layer} below",
             )
+            cache_curve(above)
+            cache_curve(below)
+        for sample, label in self.legend.items:
+            for part in (sample, label, label.item):
+                part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.curves.setYRange(0, 1)
         self.curves.setXRange(0, max(self.session.steps - 1, 1) if self.session.models else 18)
 

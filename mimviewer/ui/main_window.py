@@ -613,13 +613,26 @@ class MainWindow(QMainWindow):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Keys that reach the window itself (not through the shortcut map) run the same actions."""
-        pressed = QKeySequence(event.keyCombination())
+        action = self._action_for(QKeySequence(event.keyCombination()))
+        if action is not None:
+            action.trigger()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def _action_for(self, pressed: QKeySequence) -> QAction | None:
+        """The enabled action with this shortcut. The one found for a key is kept and checked
+        again on each use: searching every child on each held-key repeat costs more than the
+        frame step it triggers."""
+        kept_actions = self.__dict__.setdefault("_key_actions", {})
+        kept = kept_actions.get(pressed.toString())
+        if kept is not None and kept.isEnabled() and pressed in kept.shortcuts():
+            return kept
         for action in self.findChildren(QAction):
             if action.isEnabled() and pressed in action.shortcuts():
-                action.trigger()
-                event.accept()
-                return
-        super().keyPressEvent(event)
+                kept_actions[pressed.toString()] = action
+                return action
+        return None
 
     # -- help, view state, theme ---------------------------------------------------------------
     def shortcuts(self) -> list[tuple[str, str, str]]:

@@ -30,6 +30,7 @@ from mimviewer.ui import (
     cache_curve,
     cache_static_parts,
     legend_label,
+    no_paint_calls,
     set_legend,
     steady_label,
 )
@@ -131,6 +132,7 @@ class Timeline(QWidget):
         self.theme_cursors = (self.cursor,)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
         cache_static_parts(self.plot.plotItem)
+        no_paint_calls(self.plot.plotItem)
         self.curves: dict[int, pg.PlotDataItem] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)

@@ -116,3 +116,38 @@ def test_one_locations_series_are_the_raw_trace_there():
         expected = raw[f"{layer}/{name}"][:, 0, :, 3, 5].astype(np.float64).mean(1)
         np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6, err_msg=f"{layer}/{name}")
     assert s.location_bounds("f") == (0.1, 0.9) and s.location_bounds("C") == (-0.9, 0.9)
+
+
+@pytest.mark.parametrize(("arch", "options"), CASES, ids=IDS)
+def test_grid_cells_are_drawn_once_with_their_rows_scale(arch, options):
+    """Each cell is drawn with the union of its row's layer levels, kept while nothing changes,
+    drawn again after a change of reduction or of settings; NaN transparent, "not computed" known."""
+    s = make_session(arch, options)
+    run_all(s)
+    layers = s.num_layers(0)
+    for name in s.available_quantities(0):
+        present = [layer for layer in range(layers) if s.has(layer, name)]
+        levels = [s.heatmap_levels(layer, name) for layer in present]
+        row = s.heatmap_row_levels(name)
+        assert row == (min(lo for lo, _ in levels), max(hi for _, hi in levels))
+        for layer in present:
+            for step in range(s.steps):
+                cell = s.heatmap_cell(layer, name, step)
+                data = s.heatmap(layer, name, step)
+                assert cell.computed == bool(np.isfinite(data).any())
+                assert cell.image.shape == (*data.shape, 4)
+                np.testing.assert_array_equal(cell.image[..., 3], np.where(np.isfinite(data), 255, 0))
+                assert s.heatmap_cell(layer, name, step) is cell  # drawn once
+    layer, name = 0, "H"
+    before = s.heatmap_cell(layer, name, 1)
+    s.reduction = "saturated"
+    assert s.heatmap_row_levels(name) == (0.0, 1.0)
+    assert s.heatmap_cell(layer, name, 1) is not before
+    s.reduction = "split"  # shares below / above as blue / red, drawn as they are
+    split = s.heatmap(layer, name, 1)
+    shown = s.heatmap_cell(layer, name, 1).image[..., :3]
+    np.testing.assert_array_equal(shown, np.rint(np.nan_to_num(split) * 255))
+    s.reduction = "saturated"
+    saturated = s.heatmap_cell(layer, name, 1)
+    s.set_thresholds(0.3, 0.65)
+    assert s.heatmap_cell(layer, name, 1) is not saturated  # new maps: drawn again

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPointF, Qt
 
 from mimviewer.commands.demo import load_demo, open_demo
 from mimviewer.ui import CONTEXT_COLOUR, PREDICTED_COLOUR
+from tests.ui.cell_colours import assert_cell_shows
 from tests.ui.conftest import wait_finished
 
 
@@ -32,8 +33,8 @@ def test_demo_fills_every_view_and_keys_drive_the_timeline(qtbot, window):
             assert shows(panel.images["pred0"], slot.images[frame - 1])
             assert shows(panel.images["diff0"], slot.diff_images[frame - 1])
         step = session.step_of_frame(frame)
-        for (layer, name), (_, image) in internals.cells.items():
-            assert np.array_equal(image.image, session.heatmap(layer, name, step), equal_nan=True)
+        for layer, name in internals.cells:
+            assert_cell_shows(internals, layer, name, session.heatmap(layer, name, step))
         assert internals.curve_cursor.value() == step
         assert f"frame {frame} /" in panel.header.text()
         assert ("context" if frame < session.pre else "predicted") in panel.header.text()
@@ -84,12 +85,14 @@ def test_quantities_reductions_and_thresholds(qtbot, window, tiny_files):
     assert session.reduction == "saturated"
     raw = session.slots[0].trace.raw["1/f"][session.step_of_frame(), 0]  # (C, H', W')
     expected = ((raw < 0.1) | (raw > 0.9)).mean(0)
-    np.testing.assert_allclose(internals.cells[(1, "f")][1].image, expected, atol=1e-6)
+    np.testing.assert_allclose(session.heatmap(1, "f"), expected, atol=1e-6)
+    assert_cell_shows(internals, 1, "f", expected)
 
     internals.lo.setValue(0.45)
     internals.hi.setValue(0.55)
     expected = ((raw < 0.45) | (raw > 0.55)).mean(0)
-    np.testing.assert_allclose(internals.cells[(1, "f")][1].image, expected, atol=1e-6)
+    np.testing.assert_allclose(session.heatmap(1, "f"), expected, atol=1e-6)
+    assert_cell_shows(internals, 1, "f", expected)
     curves = {c.name(): c for c in internals.curves.listDataItems()}
     all_raw = session.slots[0].trace.raw["1/f"][:, 0].reshape(session.steps, -1)
     np.testing.assert_allclose(curves["L1 above"].yData, (all_raw > 0.55).mean(1), atol=1e-6)
@@ -97,13 +100,17 @@ def test_quantities_reductions_and_thresholds(qtbot, window, tiny_files):
 
     internals.reduction.setCurrentIndex(internals.reduction.findData("channel"))
     internals.channel.setValue(2)
-    np.testing.assert_allclose(internals.cells[(0, "C")][1].image, session.slots[0].trace.raw["0/C"][7, 0, 2])
+    channel = session.slots[0].trace.raw["0/C"][7, 0, 2]
+    np.testing.assert_allclose(session.heatmap(0, "C"), channel)
+    assert_cell_shows(internals, 0, "C", channel)
+    assert internals.grid.bars["C"].levels()[0] < 0 < internals.grid.bars["C"].levels()[1]  # diverging
 
     # hover text and the enlarged heatmap
     text = internals.describe_cell(0, "C", 1, 2)
     assert "layer 0" in text and "cell memory" in text and "step 7" in text and "x=2, y=1" in text
     dialog = internals.enlarge(0, "C")
-    assert np.array_equal(dialog.image.image, internals.cells[(0, "C")][1].image)
+    assert np.array_equal(dialog.image.image, session.heatmap(0, "C"))
+    assert_cell_shows(internals, 0, "C", dialog.image.image)
     session.frame = 3
     assert np.array_equal(dialog.image.image, session.heatmap(0, "C", 2))
     dialog.close()
@@ -174,7 +181,8 @@ def test_models_show_only_the_quantities_they_have(qtbot, window, tiny_files, tm
     wait_finished(qtbot, window)
     session.quantities = ["f", "H"]
     session.frame = 4
-    image = internals.cells[(0, "f")][1].image  # units x steps, filled up to the current step
-    assert image.shape == (8, session.steps)
-    assert np.isfinite(image[:, : session.step_of_frame() + 1]).all()
-    assert np.isnan(image[:, session.step_of_frame() + 1 :]).all()
+    values = session.heatmap(0, "f")  # units x steps, filled up to the current step
+    assert values.shape == (8, session.steps)
+    assert np.isfinite(values[:, : session.step_of_frame() + 1]).all()
+    assert np.isnan(values[:, session.step_of_frame() + 1 :]).all()
+    assert_cell_shows(internals, 0, "f", values)  # the steps to come are transparent

@@ -9,6 +9,7 @@ from PySide6.QtCore import QPointF, Qt
 from mimviewer.attribution import AttributionRequest, attribute
 from mimviewer.viewmodel.whatif import EDITED
 from mimviewer.whatif import Erase, MoveBlob, Shift
+from tests.ui.cell_colours import assert_cell_shows
 from tests.ui.conftest import wait_finished
 
 
@@ -119,8 +120,8 @@ def test_edit_then_run_whatif_adds_a_row(qtbot, window, tiny_files):
     assert EDITED in choices
     window.internals.model_choice.setCurrentIndex(window.internals.model_choice.findData(EDITED))
     step = session.step_of_frame()
-    for (layer, name), (_, image) in window.internals.cells.items():
-        assert np.array_equal(image.image, session.heatmap(layer, name, step, slot=EDITED), equal_nan=True)
+    for layer, name in window.internals.cells:
+        assert_cell_shows(window.internals, layer, name, session.heatmap(layer, name, step, slot=EDITED))
 
 
 def test_edits_are_kept_with_the_window_state(qtbot, tiny_files, tmp_path):

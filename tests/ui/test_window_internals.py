@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
+from tests.ui.cell_colours import assert_cell_shows
 from tests.ui.conftest import wait_finished
 
 
@@ -87,7 +88,8 @@ def test_every_mim_quantity_fits_the_grid_in_a_1600x1000_window(qtbot, window, m
     view, image, note = grid.cells[(1, "N")]
     assert note.isVisible()
     session.frame = 2
-    assert not note.isVisible() and np.isfinite(image.image).all()
+    assert not note.isVisible() and (image.image[..., 3] == 255).all()
+    assert_cell_shows(window.internals, 1, "N", session.heatmap(1, "N"))
 
 
 def test_the_compared_models_internals_are_reachable(qtbot, window, mim_files):
@@ -184,6 +186,7 @@ def test_an_e3d_lstms_resting_steps_show_as_not_computed(qtbot, window, tmp_path
         for name in ("f'", "C", "dH"):
             _view, image, note = grid.cells[(1, name)]
             assert note.isVisible() is not computed, (frame, name)
-            assert bool(np.isfinite(image.image).all()) == computed
+            assert bool((image.image[..., 3] == 255).all()) == computed  # NaN: transparent
+            assert_cell_shows(window.internals, 1, name, session.heatmap(1, name))
         window.internals._on_hover(1, "C", 2, 2)
         assert ("not computed" in window.internals.hover.text()) is not computed
