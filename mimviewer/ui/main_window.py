@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QProgressDialog,
     QPushButton,
+    QToolBar,
     QWidget,
 )
 from superqt.utils import FunctionWorker
@@ -273,14 +275,25 @@ class MainWindow(QMainWindow):
         help_action.setShortcuts([QKeySequence("F1"), QKeySequence("?")])
 
     # -- layout memory -------------------------------------------------------------------------
+    def _layout_version(self) -> int:
+        """A number that changes whenever the set of docks and toolbars does.
+
+        A layout saved by a version with other docks would place the new ones wherever Qt
+        puts unknown docks (stacked, the window taller than the screen): it is not restored.
+        """
+        names = sorted(w.objectName() for kind in (QDockWidget, QToolBar) for w in self.findChildren(kind))
+        return zlib.crc32(",".join(names).encode()) & 0x7FFFFFFF
+
     def _restore_layout(self) -> None:
+        version = self._layout_version()
+        same_docks = self.settings.value("window/layout_version") == str(version)
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if isinstance(geometry, QByteArray):
+        if same_docks and isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
             self.resize(1600, 1000)
-        if not (isinstance(state, QByteArray) and self.restoreState(state)):
+        if not (same_docks and isinstance(state, QByteArray) and self.restoreState(state, version)):
             self.default_layout()
 
     def default_layout(self) -> None:
@@ -290,8 +303,10 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.timeline_dock], [int(height * 0.27)], Qt.Orientation.Vertical)
 
     def save_layout(self) -> None:
+        version = self._layout_version()
+        self.settings.set_value("window/layout_version", str(version))
         self.settings.set_value("window/geometry", self.saveGeometry())
-        self.settings.set_value("window/state", self.saveState())
+        self.settings.set_value("window/state", self.saveState(version))
 
     def closeEvent(self, event) -> None:
         self.save_layout()

@@ -169,3 +169,20 @@ def test_compare_two_checkpoints_then_close_the_second(qtbot, window, tiny_files
     window.close_compared()
     wait_finished(qtbot, window)
     assert set(panel.images) == {"gt", "pred0", "diff0"} and len(window.timeline.curves) == 1
+
+
+def test_a_layout_saved_with_other_docks_is_not_restored(qtbot, window):
+    """An upgrade adds docks: the old saved layout would stack them and outgrow the screen."""
+    from mimviewer.ui.main_window import MainWindow
+    from mimviewer.ui.settings import Settings
+
+    window.resize(800, 530)
+    window.timeline_dock.hide()
+    window.save_layout()
+    Settings().set_value("window/layout_version", "1")  # as written by a window with other docks
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.show()
+    assert second.timeline_dock.isVisible()  # the default layout, not the saved one
+    assert second.height() != 530
+    second.close()
