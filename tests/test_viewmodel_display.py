@@ -9,7 +9,8 @@ import pytest
 
 from mimviewer.render import GREY, VIRIDIS
 from mimviewer.viewmodel import Session
-from mimviewer.viewmodel.display import heatmap_rgba, table_index
+from mimviewer.viewmodel.display import table_index
+from mimviewer.viewmodel.heatmap_images import heatmap_rgba
 from mimviewer.viewmodel.state import StateError, read_state, write_state
 from mimviewer.viewmodel.timing import format_time, frame_text, parse_frame
 

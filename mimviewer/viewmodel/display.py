@@ -17,14 +17,13 @@ histograms do. Mixed into :class:`~mimviewer.viewmodel.session.Session`.
 
 from __future__ import annotations
 
-import operator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mimviewer.render import DIFFERENCE_RANGE, TABLES, colour_scale
-from mimviewer.trace_spec import key
 
 if TYPE_CHECKING:
     from mimviewer.render import FrameRenderer
@@ -44,7 +43,6 @@ LEVEL_MODES: dict[str, str] = {
     "fixed": "fixed (drag the histogram)",
 }
 THEMES: tuple[str, ...] = ("system", "light", "dark")
-TRANSPARENT = np.zeros(4, np.uint8)
 
 
 @dataclass(frozen=True)
@@ -71,34 +69,6 @@ def table_index(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.rint(np.nan_to_num(np.clip(scaled, 0.0, 1.0), nan=0.0) * 255).astype(np.intp)
 
 
-def heatmap_table(levels: tuple[float, float]) -> np.ndarray:
-    """(256, 3) uint8 colours of a heatmap row: sequential for [0, x], diverging around zero."""
-    return TABLES["diverging" if levels[0] < 0 else "viridis"]
-
-
-def heatmap_rgba(data: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    """A heatmap drawn once: sequential colours for [0, x], diverging around zero; NaN transparent.
-    The "split" reduction's (H, W, 3) shares are colours already: drawn as they are (NaN black)."""
-    if data.ndim == 3:
-        rgba = np.empty((*data.shape[:2], 4), np.uint8)
-        rgba[..., :3] = np.rint(np.clip(np.nan_to_num(data, nan=0.0), 0.0, 1.0) * 255)
-        rgba[..., 3] = 255
-        return rgba
-    table = heatmap_table(levels)
-    rgba = np.empty((*data.shape, 4), np.uint8)
-    rgba[..., :3] = table[table_index(data, *levels)]
-    rgba[..., 3] = 255
-    rgba[np.isnan(data)] = TRANSPARENT
-    return rgba
-
-
-class HeatmapCell(NamedTuple):
-    """One grid cell at one step, ready to show: its drawn image and whether the step computed it."""
-
-    image: np.ndarray  # (H, W, 4) uint8 RGBA, the row's colour scale applied
-    computed: bool  # False: every value NaN (the step computes nothing there): "not computed"
-
-
 class DisplayState:
     """Mixed into the Session: per-view colour maps and levels, the theme, and image caches."""
 
@@ -107,14 +77,13 @@ class DisplayState:
     renderer: FrameRenderer
     units: str
     frames: np.ndarray | None
+    _forget_heatmaps: Callable[[int], None]  # HeatmapImagesState's: drops a slot's drawn heatmaps
 
     def _init_display(self) -> None:
         self._display: dict[str, ViewDisplay] = {}
         self._linked = False
         self._theme = "system"
         self._view_images: dict[tuple[str, int], np.ndarray | None] = {}
-        self._heatmap_images: dict[tuple, tuple[HeatmapCell, np.ndarray]] = {}  # -> (cell, its maps)
-        self._row_levels: dict[tuple, tuple[tuple[float, float], tuple[np.ndarray, ...]]] = {}
         self.zoom: tuple[float, float, float, float] | None = None  # x, y, width, height of the views
 
     # -- choices ---------------------------------------------------------------------------
@@ -299,55 +268,7 @@ class DisplayState:
     def _forget_slot(self, slot: int) -> None:
         """A slot has new results: its views' and heatmaps' drawn images are stale."""
         self._view_images = {k: v for k, v in self._view_images.items() if not k[0].endswith(str(slot))}
-        self._heatmap_images = {k: v for k, v in self._heatmap_images.items() if k[0] != slot}
-        self._row_levels = {k: v for k, v in self._row_levels.items() if k[0] != slot}
+        self._forget_heatmaps(slot)
         for view in self.view_names():
             if view_kind(view) == "frame" and self.display(view).levels in ("auto", "percentile"):
                 self._forget_view(view)  # GT levels may be linked to the predictions'
-
-    def heatmap_row_levels(self, name: str, slot: int = 0) -> tuple[float, float]:
-        """One colour scale for a quantity's row: the union of its layers' heatmap levels,
-        computed once per reduction and finished step (scrubbing does not recompute it)."""
-        s = self.slots[slot]
-        if s is None:
-            return (0.0, 1.0)
-        layers = [l for l in range(s.model.config.num_layers) if self.has(l, name, slot)]  # type: ignore[attr-defined]
-        maps = tuple(s.maps.get(key(l, name)) for l in layers)
-        cache = (slot, name, self.reduction, s.done_steps)  # type: ignore[attr-defined]
-        kept = self._row_levels.get(cache)
-        if kept is not None and len(kept[1]) == len(maps) and all(map(operator.is_, kept[1], maps)):
-            return kept[0]
-        low, high = np.inf, -np.inf
-        for layer in layers:
-            lo, hi = self.heatmap_levels(layer, name, slot=slot)  # type: ignore[attr-defined]
-            low, high = min(low, lo), max(high, hi)
-        levels = (float(low), float(high)) if layers else (0.0, 1.0)
-        self._row_levels[cache] = (levels, maps)  # the maps are kept: a replaced array is noticed
-        return levels
-
-    def heatmap_cell(
-        self, layer: int, name: str, step: int, slot: int = 0, levels: tuple[float, float] | None = None
-    ) -> HeatmapCell | None:
-        """One grid cell at one step drawn with its row's colour scale (``levels``: the row's
-        :meth:`heatmap_row_levels`, when the caller has them), once per (slot, layer, quantity,
-        step, reduction, levels) and kept (None: nothing recorded yet)."""
-        s = self.slots[slot]
-        maps = None if s is None else s.maps.get(key(layer, name))
-        if maps is None:
-            return None
-        levels = self.heatmap_row_levels(name, slot) if levels is None else levels
-        cache = (slot, layer, name, step, self.reduction, levels)  # type: ignore[attr-defined]
-        kept = self._heatmap_images.get(cache)
-        if kept is not None and kept[1] is maps:
-            return kept[0]
-        data = self.heatmap(layer, name, step, slot=slot)  # type: ignore[attr-defined]
-        if data is None:
-            return None
-        cell = HeatmapCell(heatmap_rgba(data, levels), bool(np.isfinite(data).any()))
-        self._heatmap_images[cache] = (cell, maps)
-        return cell
-
-    def heatmap_image(self, layer: int, name: str, step: int, slot: int = 0) -> np.ndarray | None:
-        """The heatmap of one quantity at one step as the grid shows it (RGBA uint8), drawn once."""
-        cell = self.heatmap_cell(layer, name, step, slot)
-        return None if cell is None else cell.image

@@ -35,6 +35,7 @@ from mimviewer.viewmodel.events import SessionEvents
 from mimviewer.viewmodel.explain_state import ExplainState
 from mimviewer.viewmodel.forecast_state import ForecastState
 from mimviewer.viewmodel.frame_images import FrameImagesState
+from mimviewer.viewmodel.heatmap_images import HeatmapImagesState
 from mimviewer.viewmodel.internals import InternalsState
 from mimviewer.viewmodel.readout import STAT_NAMES
 from mimviewer.viewmodel.results import ModelSlot, SlotDone, StepUpdate
@@ -44,7 +45,15 @@ from mimviewer.viewmodel.whatif import EDITED
 RADAR_UNITS = ("dBZ", "mm/h")
 
 
-class Session(ForecastState, SlotsState, ExplainState, FrameImagesState, InternalsState, DisplayState):
+class Session(
+    ForecastState,
+    SlotsState,
+    ExplainState,
+    FrameImagesState,
+    InternalsState,
+    DisplayState,
+    HeatmapImagesState,
+):
     """Everything the window shows, without Qt. See the module docstring."""
 
     def __init__(self) -> None:
@@ -60,6 +69,7 @@ class Session(ForecastState, SlotsState, ExplainState, FrameImagesState, Interna
         self._frame = 0
         self._init_internals()
         self._init_display()
+        self._init_heatmap_images()
         self.run_id = 0
         self.needs_rerun = False  # thresholds changed and no raw values are kept to re-reduce
         self._sequence = None  # the data reader's Sequence when the frames came from a file
