@@ -8,22 +8,11 @@ then the bundled digits model on bouncing digits with an erased digit, re-run as
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-
-def wait(app, condition, timeout: float = 600.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not finish in time")
-    for _ in range(20):
-        app.processEvents()
+from window_wait import wait  # tools/, beside this script
 
 
 def main(out: str = "docs") -> int:

@@ -11,19 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def wait(app, condition, timeout: float = 600.0) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.monotonic() > end:
-            raise TimeoutError("the window did not finish in time")
-    for _ in range(20):
-        app.processEvents()
+from window_wait import wait  # tools/, beside this script
 
 
 def main(out: str = "docs") -> int:
